@@ -1,0 +1,1 @@
+"""Ingestion into the canonical event schema, the working-day clock, and features."""

@@ -1,0 +1,1 @@
+"""Command modules of the giamsat CLI, one per command family."""

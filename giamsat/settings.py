@@ -1,0 +1,57 @@
+"""Settings, from the environment (prefix ``GIAMSAT_``) or a ``.env`` file; never from code."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from features.schema import DEFAULT_TZ
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Secrets that mean "nobody set this": accepted in development only.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "dev-only-pseudonym-key", "secret"})
+DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key"
+
+
+class InsecureSettingsError(ValueError):
+    """A placeholder or missing secret outside development."""
+
+
+class Settings(BaseSettings):
+    """Everything configurable; read once through :func:`get_settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="GIAMSAT_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    #: where the real public logs live (read from there, never copied into the repo).
+    data_dir: Path = Field(default=ROOT.parent / "shared" / "data")
+    #: the zone in which timestamps without an offset are read, and in which times are shown.
+    timezone: str = DEFAULT_TZ
+    #: keyed-hash key for applicant and submitter pseudonyms, and the id stored beside them.
+    pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
+    pseudonym_key_id: str = "k1"
+    #: number of dossier buckets of the Parquet event store.
+    buckets: int = Field(default=16, ge=1, le=4096)
+    #: country whose public holidays the working-day calendar uses.
+    holiday_country: str = "VN"
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.environment == "production":
+            key = self.pseudonym_key.get_secret_value()
+            if key.strip().lower() in PLACEHOLDER_SECRETS or len(key) < 16:
+                raise InsecureSettingsError(
+                    "GIAMSAT_PSEUDONYM_KEY must be set to a real secret (16+ characters) "
+                    "outside development"
+                )
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` in tests)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""GiamSat serving package."""

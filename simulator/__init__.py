@@ -1,0 +1,1 @@
+"""GiamSat simulator package."""
