@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from features import schema as s
 from features.pseudonym import pseudonymise
@@ -160,33 +161,59 @@ def derive_event_ids(frame: pd.DataFrame) -> pd.Series:
 
     Identical rows (same dossier, activity, time, officer, agency) are numbered in source
     order, so true repeats stay distinct events and still get the same ids every time.
+    Each distinct value is hashed once (a keyed hash of its text, independent of the file
+    it came from); the per-column hashes are then mixed row by row with numpy.
     """
-    content = pd.DataFrame(index=frame.index)
+    a = np.full(len(frame), 0x9E3779B97F4A7C15, dtype=np.uint64)
+    b = np.full(len(frame), 0xC2B2AE3D27D4EB4F, dtype=np.uint64)
     for col in _ID_CONTENT:
         if col not in frame.columns:
             continue
-        values = frame[col]
-        if col == s.TIMESTAMP:
-            content[col] = values.dt.tz_convert("UTC").astype("int64")
-        else:
-            content[col] = values.astype("string").fillna("\x00")
-    first = pd.util.hash_pandas_object(content, index=False, hash_key=_HASH_KEYS[0]).to_numpy()
-    repeat = pd.Series(first).groupby(first, sort=False).cumcount().to_numpy(dtype=np.uint64)
-    content["__repeat__"] = repeat
-    a = pd.util.hash_pandas_object(content, index=False, hash_key=_HASH_KEYS[0]).to_numpy()
-    b = pd.util.hash_pandas_object(content, index=False, hash_key=_HASH_KEYS[1]).to_numpy()
+        ha, hb = _column_hashes(frame[col])
+        a, b = _mix(a ^ ha), _mix(b ^ hb)
+    repeat = pd.Series(a).groupby(a, sort=False).cumcount().to_numpy(dtype=np.uint64)
+    a, b = _mix(a ^ _mix(repeat)), _mix(b ^ _mix(repeat + np.uint64(1)))
     return pd.Series(_hex128(a, b), index=frame.index, dtype="string")
+
+
+def _column_hashes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        stamps = values.dt.tz_convert("UTC").dt.as_unit("us").astype("int64").to_numpy()
+        stamps = stamps.astype(np.uint64)
+        return _mix(stamps), _mix(stamps ^ np.uint64(0x5851F42D4C957F2D))
+    codes, uniques = pd.factorize(values.astype("string"), use_na_sentinel=True)
+    text = pd.Series(uniques, dtype="string")
+    ua = pd.util.hash_pandas_object(text, index=False, hash_key=_HASH_KEYS[0]).to_numpy()
+    ub = pd.util.hash_pandas_object(text, index=False, hash_key=_HASH_KEYS[1]).to_numpy()
+    missing = np.uint64(0x2545F4914F6CDD1D)
+    ua, ub = np.r_[ua, missing], np.r_[ub, missing]
+    return ua[codes], ub[codes]  # code -1 (missing) picks the last entry
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijective scramble of 64-bit words."""
+    with np.errstate(over="ignore"):
+        x = x.astype(np.uint64, copy=True)
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return x
 
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
-def _hex128(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _hex128(a: np.ndarray, b: np.ndarray) -> pd.arrays.ArrowStringArray:
     raw = np.stack([a.astype(">u8"), b.astype(">u8")], axis=1).view(np.uint8).reshape(-1, 16)
     chars = np.empty((len(a), 32), dtype=np.uint8)
     chars[:, 0::2] = _HEX[raw >> 4]
     chars[:, 1::2] = _HEX[raw & 0x0F]
-    return chars.view("S32").ravel().astype("U32")
+    # Build the Arrow string array straight from the ASCII buffer: no Python objects.
+    offsets = pa.py_buffer(np.arange(0, 32 * (len(a) + 1), 32, dtype=np.int32))
+    strings = pa.Array.from_buffers(pa.string(), len(a), [None, offsets, pa.py_buffer(chars)])
+    return pd.arrays.ArrowStringArray(strings)
 
 
 def _storable(values: pd.Series) -> pd.Series:

@@ -326,9 +326,9 @@ def _require_no_nulls(events: pd.DataFrame, column: str) -> None:
 
 
 def _check_unique_event_ids(events: pd.DataFrame) -> None:
-    dup = events[EVENT_ID].duplicated(keep=False).to_numpy(dtype=bool)
-    if not dup.any():
+    if events[EVENT_ID].is_unique:
         return
+    dup = events[EVENT_ID].duplicated(keep=False).to_numpy(dtype=bool)
     content = [c for c in events.columns if c not in (EVENT_ID, SEQ)]
     twins = events.loc[dup]
     distinct = twins.drop_duplicates(subset=[EVENT_ID, *content])
