@@ -60,7 +60,9 @@ def load_events(
         events = to_canonical(
             raw, mapping, options, pseudonym_key=pseudonym_key, pseudonym_key_id=pseudonym_key_id
         )
-        s.validate_events(events)
+        # Ids derived from content are unique by construction (128-bit keyed hash of the
+        # content and its repeat number): checking them again would double the hashing.
+        s.validate_events(events, check_event_ids=s.EVENT_ID in mapping)
     except s.EventSchemaError as exc:
         raise exc.in_file(file, {i + 1: int(r) for i, r in enumerate(rows)}) from exc
     return s.sort_events(events)
@@ -117,9 +119,29 @@ def parse_times(
     present = text.notna().to_numpy()
     if not present.any():
         return pd.Series(pd.NaT, index=values.index, dtype=f"datetime64[us, {tz}]")
+    fmt = time_format or "ISO8601"
+    try:
+        # Fast path: one offset for all values, or none at all.
+        parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+    except ValueError:
+        parsed = _parse_mixed_offsets(text, present, column, fmt)
+    bad = present & parsed.isna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0]) + 1
+        raise s.EventSchemaError(
+            f"cannot parse {text.iloc[row - 1]!r} as a timestamp ({fmt})", row=row, column=column
+        )
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        return parsed.dt.tz_convert(tz)
+    return _localize(parsed, column, tz)
+
+
+def _parse_mixed_offsets(
+    text: pd.Series, present: np.ndarray, column: str, fmt: str
+) -> pd.Series:
+    """Values with different offsets (daylight saving) are fine; naive among aware is not."""
     aware = text.str.contains(_OFFSET, regex=True).fillna(False).to_numpy(dtype=bool)
-    n_aware, n_present = int(aware.sum()), int(present.sum())
-    if 0 < n_aware < n_present:
+    if (present & ~aware).any():
         first_kind = aware[np.flatnonzero(present)[0]]
         row = int(np.flatnonzero(present & (aware != first_kind))[0]) + 1
         raise s.EventSchemaError(
@@ -128,17 +150,7 @@ def parse_times(
             row=row,
             column=column,
         )
-    fmt = time_format or "ISO8601"
-    parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=n_aware > 0)
-    bad = present & parsed.isna().to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0]) + 1
-        raise s.EventSchemaError(
-            f"cannot parse {text.iloc[row - 1]!r} as a timestamp ({fmt})", row=row, column=column
-        )
-    if n_aware:
-        return parsed.dt.tz_convert(tz)
-    return _localize(parsed, column, tz)
+    return pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
 
 
 def _localize(values: pd.Series, column: str, tz: str) -> pd.Series:

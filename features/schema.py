@@ -283,11 +283,13 @@ def _as_aware(values: pd.Series, column: str, tz: str) -> pd.Series:
     raise EventSchemaError(f"expected datetimes, got dtype {values.dtype}", column=column)
 
 
-def validate_events(events: pd.DataFrame) -> pd.DataFrame:
+def validate_events(events: pd.DataFrame, *, check_event_ids: bool = True) -> pd.DataFrame:
     """Check that ``events`` follows the canonical schema; return it unchanged if it does.
 
     Raises a specific :class:`EventSchemaError` naming the first offending row (1-based
     position in the frame), column and, for dossier-level problems, the dossier.
+    ``check_event_ids=False`` skips the uniqueness check, for ids that ingestion has just
+    derived from content (unique by construction).
     """
     missing = [c for c in CANONICAL_COLUMNS if c not in events.columns]
     if missing:
@@ -310,7 +312,8 @@ def validate_events(events: pd.DataFrame) -> pd.DataFrame:
         raise EventSchemaError(
             f"rating {rating[bad][0]} outside {lo}..{hi}", row=_first(bad), column=RATING
         )
-    _check_unique_event_ids(events)
+    if check_event_ids:
+        _check_unique_event_ids(events)
     check_dossier_consistency(events)
     return events
 
