@@ -97,8 +97,13 @@ def _measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=Path(
-        os.environ.get("GIAMSAT_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data")))
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(
+            os.environ.get("GIAMSAT_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data")
+        ),
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -121,8 +126,11 @@ def main() -> None:
             if r is None:
                 continue
             rates[tool] = r["events"] / r["seconds"]
-            print(f"{name.split('/')[-1]:<28}{tool:<15}{r['events']:>9,}{r['seconds']:>9.2f}"
-                  f"{rates[tool]:>12,.0f}{r['peak_mb']:>9.0f}", flush=True)
+            print(
+                f"{name.split('/')[-1]:<28}{tool:<15}{r['events']:>9,}{r['seconds']:>9.2f}"
+                f"{rates[tool]:>12,.0f}{r['peak_mb']:>9.0f}",
+                flush=True,
+            )
         if "giamsat" in rates and "pm4py" in rates:
             print(f"{'':<28}{'ratio ours/pm4py':<24}{rates['giamsat'] / rates['pm4py']:>9.2f}x")
 

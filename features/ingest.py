@@ -136,9 +136,7 @@ def parse_times(
     return _localize(parsed, column, tz)
 
 
-def _parse_mixed_offsets(
-    text: pd.Series, present: np.ndarray, column: str, fmt: str
-) -> pd.Series:
+def _parse_mixed_offsets(text: pd.Series, present: np.ndarray, column: str, fmt: str) -> pd.Series:
     """Values with different offsets (daylight saving) are fine; naive among aware is not."""
     aware = text.str.contains(_OFFSET, regex=True).fillna(False).to_numpy(dtype=bool)
     if (present & ~aware).any():
@@ -157,8 +155,9 @@ def _localize(values: pd.Series, column: str, tz: str) -> pd.Series:
     try:
         return values.dt.tz_localize(tz, ambiguous="raise", nonexistent="raise")
     except (ValueError, TypeError) as exc:
-        raise s.EventSchemaError(f"local time does not exist or is ambiguous in {tz}: {exc}",
-                                 column=column) from exc
+        raise s.EventSchemaError(
+            f"local time does not exist or is ambiguous in {tz}: {exc}", column=column
+        ) from exc
 
 
 def normalise_channel(values: pd.Series) -> pd.Series:

@@ -116,10 +116,10 @@ def resolve_mapping(
         if target in resolved:
             continue
         for name in names:
-            source = lower.get(name)
-            if source is not None and source not in taken:
-                resolved[target] = source
-                taken.add(source)
+            found = lower.get(name)
+            if found is not None and found not in taken:
+                resolved[target] = found
+                taken.add(found)
                 break
     return resolved
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO, cast
 
 import pandas as pd
 from lxml import etree
@@ -40,10 +40,12 @@ def _convert(kind: str, value: str | None) -> Any:
     return value
 
 
-def _open(path: Path) -> IO[bytes]:
+def _open(path: Path) -> BinaryIO:
     with path.open("rb") as probe:
         magic = probe.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
+    if magic == b"\x1f\x8b":
+        return cast(BinaryIO, gzip.GzipFile(path, "rb"))
+    return path.open("rb")
 
 
 def _attributes(elem: Any, file: str, row: int | None) -> Iterator[tuple[str, Any]]:
@@ -61,7 +63,10 @@ def _attributes(elem: Any, file: str, row: int | None) -> Iterator[tuple[str, An
             yield key, _convert(kind, child.get("value"))
         except ValueError as exc:
             raise EventSchemaError(
-                f"value {child.get('value')!r} is not a valid {kind}", file=file, row=row, column=key
+                f"value {child.get('value')!r} is not a valid {kind}",
+                file=file,
+                row=row,
+                column=key,
             ) from exc
 
 

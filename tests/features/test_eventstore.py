@@ -15,8 +15,14 @@ def _events(n_dossiers: int = 40, offset: int = 0) -> pd.DataFrame:
     rows = []
     for d in range(offset, offset + n_dossiers):
         for k, act in enumerate([s.RECEIVED, s.APPRAISED, s.APPROVED]):
-            rows.append({s.DOSSIER_ID: f"D{d}", s.EVENT_ID: f"D{d}-{k}", s.ACTIVITY: act,
-                         s.TIMESTAMP: pd.Timestamp("2025-03-03 08:00") + pd.Timedelta(hours=k)})
+            rows.append(
+                {
+                    s.DOSSIER_ID: f"D{d}",
+                    s.EVENT_ID: f"D{d}-{k}",
+                    s.ACTIVITY: act,
+                    s.TIMESTAMP: pd.Timestamp("2025-03-03 08:00") + pd.Timedelta(hours=k),
+                }
+            )
     return s.coerce_events(pd.DataFrame(rows))
 
 

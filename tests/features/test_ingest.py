@@ -21,8 +21,12 @@ ROWS = [
 
 
 def _load(path: Path, **kw: object) -> pd.DataFrame:
-    return load_events(path, IngestOptions(**kw), pseudonym_key=TEST_KEY,  # type: ignore[arg-type]
-                       pseudonym_key_id="t1")
+    return load_events(
+        path,
+        IngestOptions(**kw),
+        pseudonym_key=TEST_KEY,  # type: ignore[arg-type]
+        pseudonym_key_id="t1",
+    )
 
 
 def _write(tmp_path: Path, text: str, name: str = "log.csv") -> Path:
@@ -77,8 +81,10 @@ def test_equal_timestamps_keep_input_order(tmp_path: Path) -> None:
 
 def test_explicit_mapping_and_trailing_delimiter(tmp_path: Path) -> None:
     text = "ID;Event;Date;\nA;start;2013-12-25 12:36:38.983;\nA;end;2013-12-26 08:00:00;\n"
-    events = _load(_write(tmp_path, text),
-                   mapping={"dossier_id": "ID", "activity": "Event", "timestamp": "Date"})
+    events = _load(
+        _write(tmp_path, text),
+        mapping={"dossier_id": "ID", "activity": "Event", "timestamp": "Date"},
+    )
     assert events[s.ACTIVITY].tolist() == ["start", "end"]
     assert not [c for c in events.columns if c.startswith("_unnamed")]
 
@@ -129,15 +135,17 @@ def test_wrong_encoding_names_the_row(tmp_path: Path) -> None:
 
 
 def test_duplicate_event_ids_with_different_content(tmp_path: Path) -> None:
-    text = ("event_id,case_id,activity,timestamp\nE1,A,x,2025-01-02\nE1,A,y,2025-01-03\n")
+    text = "event_id,case_id,activity,timestamp\nE1,A,x,2025-01-02\nE1,A,y,2025-01-03\n"
     with pytest.raises(s.DuplicateEventError) as err:
         _load(_write(tmp_path, text))
     assert err.value.row == 2 and err.value.column == s.EVENT_ID
 
 
 def test_inconsistent_dossier_names_the_dossier_and_source_row(tmp_path: Path) -> None:
-    text = ("case_id,activity,timestamp,procedure_code\nA,x,2025-01-02,P1\nB,x,2025-01-02,P2\n"
-            "A,y,2025-01-03,P9\n")
+    text = (
+        "case_id,activity,timestamp,procedure_code\nA,x,2025-01-02,P1\nB,x,2025-01-02,P2\n"
+        "A,y,2025-01-03,P9\n"
+    )
     with pytest.raises(s.InconsistentDossierError) as err:
         _load(_write(tmp_path, text))
     assert err.value.dossier == "A" and err.value.column == s.PROCEDURE_CODE

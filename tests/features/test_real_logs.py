@@ -33,8 +33,12 @@ LOGS = [
 def test_real_log_ingests_with_the_right_counts(
     data_dir: Path, name: str, mapping: dict, tz: str, counts: tuple
 ) -> None:
-    events = load_events(data_dir / name, IngestOptions(mapping=mapping, tz=tz),
-                         pseudonym_key=TEST_KEY, pseudonym_key_id="t1")
+    events = load_events(
+        data_dir / name,
+        IngestOptions(mapping=mapping, tz=tz),
+        pseudonym_key=TEST_KEY,
+        pseudonym_key_id="t1",
+    )
     dossiers, n_events, activities = counts
     assert events[s.DOSSIER_ID].nunique() == dossiers
     if n_events is not None:
@@ -47,10 +51,12 @@ def test_real_log_ingests_with_the_right_counts(
 
 def test_xes_and_csv_exports_of_one_log_give_the_same_events(data_dir: Path) -> None:
     options = IngestOptions(tz="Europe/Amsterdam")
-    xes = load_events(data_dir / "receipt.xes", options, pseudonym_key=TEST_KEY,
-                      pseudonym_key_id="t1")
-    csv = load_events(data_dir / "receipt.csv", options, pseudonym_key=TEST_KEY,
-                      pseudonym_key_id="t1")
+    xes = load_events(
+        data_dir / "receipt.xes", options, pseudonym_key=TEST_KEY, pseudonym_key_id="t1"
+    )
+    csv = load_events(
+        data_dir / "receipt.csv", options, pseudonym_key=TEST_KEY, pseudonym_key_id="t1"
+    )
     assert set(xes[s.EVENT_ID]) == set(csv[s.EVENT_ID])
     channels = set(xes[s.CHANNEL].astype(str))
     assert {"online", "in_person", "postal"} <= channels and "Internet" not in channels

@@ -13,9 +13,7 @@ def _events(**overrides: list) -> pd.DataFrame:
         s.DOSSIER_ID: ["D1", "D1", "D2"],
         s.EVENT_ID: ["e1", "e2", "e3"],
         s.ACTIVITY: [s.RECEIVED, s.APPROVED, s.RECEIVED],
-        s.TIMESTAMP: pd.to_datetime(
-            ["2025-03-03 08:00", "2025-03-04 09:00", "2025-03-03 10:00"]
-        ),
+        s.TIMESTAMP: pd.to_datetime(["2025-03-03 08:00", "2025-03-04 09:00", "2025-03-03 10:00"]),
         s.PROCEDURE_CODE: ["P1", "P1", "P2"],
     }
     base.update(overrides)
@@ -39,8 +37,11 @@ def test_naive_times_are_read_in_the_zone_and_aware_times_keep_their_instant() -
 
 def test_missing_required_column_is_named() -> None:
     with pytest.raises(s.EventSchemaError, match="activity") as err:
-        s.coerce_events(pd.DataFrame({s.DOSSIER_ID: ["D1"], s.EVENT_ID: ["e"],
-                                      s.TIMESTAMP: [pd.Timestamp("2025-01-02")]}))
+        s.coerce_events(
+            pd.DataFrame(
+                {s.DOSSIER_ID: ["D1"], s.EVENT_ID: ["e"], s.TIMESTAMP: [pd.Timestamp("2025-01-02")]}
+            )
+        )
     assert err.value.column == s.ACTIVITY
 
 
@@ -83,6 +84,12 @@ def test_nulls_do_not_count_as_disagreement() -> None:
 
 def test_sort_breaks_timestamp_ties_by_source_order() -> None:
     same = pd.to_datetime(["2025-03-03 08:00"] * 3)
-    events = _events(**{s.TIMESTAMP: same, s.DOSSIER_ID: ["D", "D", "D"],
-                        s.PROCEDURE_CODE: ["P", "P", "P"], s.SEQ: [2, 0, 1]})
+    events = _events(
+        **{
+            s.TIMESTAMP: same,
+            s.DOSSIER_ID: ["D", "D", "D"],
+            s.PROCEDURE_CODE: ["P", "P", "P"],
+            s.SEQ: [2, 0, 1],
+        }
+    )
     assert s.sort_events(events)[s.EVENT_ID].tolist() == ["e2", "e3", "e1"]
