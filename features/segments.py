@@ -1,0 +1,96 @@
+"""Vectorised per-dossier operations on events sorted by dossier: sort once, then numpy
+segment operations instead of a Python loop per dossier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features import schema as s
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Where each dossier's rows start and end in a sorted event table."""
+
+    starts: np.ndarray  # first row of each dossier
+    ends: np.ndarray  # one past the last row of each dossier
+    group: np.ndarray  # for each row, the index of its dossier (0..n_dossiers-1)
+    position: np.ndarray  # for each row, its position within its dossier (0-based)
+    ids: pd.Index  # the dossier ids, in order
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return self.ends - self.starts
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def first(self, values: np.ndarray) -> np.ndarray:
+        return values[self.starts]
+
+    def last(self, values: np.ndarray) -> np.ndarray:
+        return values[self.ends - 1]
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        """Per-dossier sums (0 for empty selections)."""
+        return np.bincount(self.group, weights=values, minlength=len(self)).astype(
+            np.result_type(values.dtype, np.float64)
+        )
+
+    def count(self, mask: np.ndarray) -> np.ndarray:
+        """Per-dossier number of rows where ``mask`` is true."""
+        return np.bincount(self.group, weights=mask.astype(np.int64), minlength=len(self)).astype(
+            np.int64
+        )
+
+    def max(self, values: np.ndarray, empty: float = np.nan) -> np.ndarray:
+        """Per-dossier maximum (``empty`` for dossiers with no finite value)."""
+        out = np.full(len(self), -np.inf)
+        np.maximum.at(out, self.group, np.where(np.isnan(values), -np.inf, values))
+        return np.where(np.isneginf(out), empty, out)
+
+    def min(self, values: np.ndarray, empty: float = np.nan) -> np.ndarray:
+        return -self.max(-values, empty=-empty if not np.isnan(empty) else empty)
+
+    def previous(self, values: np.ndarray, fill: object = None) -> np.ndarray:
+        """Each row's previous value within its dossier (``fill`` on a dossier's first row)."""
+        out = np.empty_like(values)
+        out[1:] = values[:-1]
+        if fill is not None:
+            out[self.starts] = fill
+        return out
+
+    def is_first(self) -> np.ndarray:
+        return self.position == 0
+
+
+def segments(events: pd.DataFrame, key: str = s.DOSSIER_ID) -> Segments:
+    """The dossier segments of ``events``, which must be sorted by ``key``."""
+    codes, _ = pd.factorize(events[key], sort=False)
+    n = len(codes)
+    # factorize numbers groups by first appearance: rows grouped by key never go back to
+    # an earlier code.
+    if n and (np.diff(codes) < 0).any():
+        raise ValueError(f"events must be grouped by {key} (use schema.sort_events)")
+    boundary = np.r_[True, codes[1:] != codes[:-1]] if n else np.zeros(0, dtype=bool)
+    starts = np.flatnonzero(boundary)
+    ends = np.r_[starts[1:], n].astype(np.int64)
+    group = np.cumsum(boundary) - 1
+    position = np.arange(n) - starts[group] if n else np.zeros(0, dtype=np.int64)
+    ids = pd.Index(events[key].to_numpy()[starts], name=key)
+    return Segments(starts, ends, group, position, ids)
+
+
+def variant_hashes(events: pd.DataFrame, seg: Segments | None = None) -> np.ndarray:
+    """A 64-bit fingerprint of each dossier's activity sequence (events in canonical order)."""
+    seg = seg or segments(events)
+    codes = events[s.ACTIVITY].astype("category").cat.codes.to_numpy().astype(np.uint64)
+    codes += np.uint64(1)
+    length = int(seg.position.max(initial=0)) + 1
+    powers = np.ones(length, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        powers[1:] = np.cumprod(np.full(length - 1, 1_000_003, np.uint64))
+        return np.add.reduceat(codes * powers[seg.position], seg.starts) if len(seg) else codes
