@@ -94,3 +94,88 @@ def variant_hashes(events: pd.DataFrame, seg: Segments | None = None) -> np.ndar
     with np.errstate(over="ignore"):
         powers[1:] = np.cumprod(np.full(length - 1, 1_000_003, np.uint64))
         return np.add.reduceat(codes * powers[seg.position], seg.starts) if len(seg) else codes
+
+
+def latest_flagged(seg: Segments, mask: np.ndarray) -> np.ndarray:
+    """For each row, the row of the latest flagged row of its dossier at or before it (-1)."""
+    rows = np.arange(len(mask), dtype=np.int64)
+    found = np.maximum.accumulate(np.where(mask, rows, -1)) if len(mask) else rows
+    return np.where(found >= seg.starts[seg.group], found, -1) if len(mask) else rows
+
+
+def next_flagged(seg: Segments, mask: np.ndarray) -> np.ndarray:
+    """For each row, the row of the next flagged row of its dossier strictly after it (-1)."""
+    n = len(mask)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    rows = np.arange(n, dtype=np.int64)
+    after = np.empty(n, dtype=np.int64)
+    after[:-1] = np.where(mask[1:], rows[1:], n)
+    after[-1] = n
+    found = np.minimum.accumulate(after[::-1])[::-1]
+    return np.where(found < seg.ends[seg.group], found, -1)
+
+
+def first_flagged(seg: Segments, mask: np.ndarray) -> np.ndarray:
+    """For each dossier, the row of its first flagged row (-1 if none)."""
+    out = np.full(len(seg), np.iinfo(np.int64).max, dtype=np.int64)
+    rows = np.flatnonzero(mask)
+    np.minimum.at(out, seg.group[rows], rows)
+    return np.where(out == np.iinfo(np.int64).max, -1, out)
+
+
+def seen_before(seg: Segments, codes: np.ndarray) -> np.ndarray:
+    """Whether each row's code already occurred on an earlier row of its dossier.
+
+    ``codes`` are non-negative integers (negative codes are never "seen").
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    span = int(codes.max(initial=0)) + 2
+    key = seg.group.astype(np.int64) * span + np.where(codes < 0, span - 1, codes)
+    out = pd.Series(key).duplicated(keep="first").to_numpy(dtype=bool)
+    return out & (codes >= 0)
+
+
+def nunique(seg: Segments, codes: np.ndarray) -> np.ndarray:
+    """Per-dossier number of distinct non-negative codes."""
+    codes = np.asarray(codes)
+    return seg.count(~seen_before(seg, codes) & (codes >= 0))
+
+
+def occurrence(seg: Segments, codes: np.ndarray) -> np.ndarray:
+    """For each row, how many earlier rows of its dossier have the same code (0, 1, ...)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    span = int(codes.max(initial=0)) + 2
+    key = seg.group.astype(np.int64) * span + np.where(codes < 0, span - 1, codes)
+    return pd.Series(key).groupby(key, sort=False).cumcount().to_numpy(dtype=np.int64)
+
+
+def running_max(seg: Segments, values: np.ndarray) -> np.ndarray:
+    """Per-dossier running maximum of non-negative integers (resets at each dossier)."""
+    values = np.asarray(values, dtype=np.int64)
+    span = int(values.max(initial=0)) + 1
+    offset = seg.group.astype(np.int64) * span
+    return np.maximum.accumulate(offset + np.maximum(values, 0)) - offset
+
+
+def segment_searchsorted(
+    seg: Segments,
+    values: np.ndarray,
+    query_group: np.ndarray,
+    query_value: np.ndarray,
+    side: str = "right",
+) -> np.ndarray:
+    """Per-dossier ``searchsorted``: rows of dossier ``query_group`` with value <= query.
+
+    ``values`` must be sorted within each dossier. Returns, for each query, the number of
+    rows of its dossier with ``value <= query_value`` (``side="right"``) or ``<`` (``"left"``).
+    """
+    values = np.asarray(values, dtype=np.int64)
+    query_value = np.asarray(query_value, dtype=np.int64)
+    # Dense ranks of every value keep the combined (dossier, rank) key inside int64.
+    _, inverse = np.unique(np.r_[values, query_value], return_inverse=True)
+    span = int(inverse.max(initial=0)) + 1
+    key = seg.group.astype(np.int64) * span + inverse[: len(values)]
+    qkey = np.asarray(query_group, dtype=np.int64) * span + inverse[len(values) :]
+    found = np.searchsorted(key, qkey, side="left" if side == "left" else "right")
+    return found - seg.starts[np.asarray(query_group, dtype=np.int64)]
