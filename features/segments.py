@@ -127,10 +127,28 @@ def first_flagged(seg: Segments, mask: np.ndarray) -> np.ndarray:
 def seen_before(seg: Segments, codes: np.ndarray) -> np.ndarray:
     """Whether each row's code already occurred on an earlier row of its dossier.
 
-    ``codes`` are non-negative integers (negative codes are never "seen").
+    ``codes`` are non-negative integers (negative codes are never "seen"). Up to 64
+    distinct codes, a segmented prefix-OR of bit masks (log2(longest dossier) passes);
+    beyond, a hash of (dossier, code).
     """
     codes = np.asarray(codes, dtype=np.int64)
-    span = int(codes.max(initial=0)) + 2
+    top = int(codes.max(initial=0))
+    if top < 64:
+        bits = np.where(codes >= 0, np.left_shift(np.uint64(1), codes.astype(np.uint64)), 0)
+        bits = bits.astype(np.uint64)
+        before = np.zeros_like(bits)  # OR of the earlier rows of the same dossier
+        if len(bits):
+            before[1:] = bits[:-1]
+            before[seg.starts] = 0
+        shift, longest = 1, int(seg.sizes.max(initial=0))
+        while shift < longest:
+            moved = np.zeros_like(before)
+            moved[shift:] = before[:-shift]
+            moved[seg.position < shift] = 0
+            before |= moved
+            shift *= 2
+        return ((before & bits) != 0) & (codes >= 0)
+    span = top + 2
     key = seg.group.astype(np.int64) * span + np.where(codes < 0, span - 1, codes)
     out = pd.Series(key).duplicated(keep="first").to_numpy(dtype=bool)
     return out & (codes >= 0)
@@ -147,7 +165,13 @@ def occurrence(seg: Segments, codes: np.ndarray) -> np.ndarray:
     codes = np.asarray(codes, dtype=np.int64)
     span = int(codes.max(initial=0)) + 2
     key = seg.group.astype(np.int64) * span + np.where(codes < 0, span - 1, codes)
-    return pd.Series(key).groupby(key, sort=False).cumcount().to_numpy(dtype=np.int64)
+    order = np.argsort(key, kind="stable")
+    ranked = key[order]
+    run = np.r_[True, ranked[1:] != ranked[:-1]] if len(key) else np.zeros(0, dtype=bool)
+    index = np.arange(len(key))
+    out = np.empty(len(key), dtype=np.int64)
+    out[order] = index - np.maximum.accumulate(np.where(run, index, 0))
+    return out
 
 
 def running_max(seg: Segments, values: np.ndarray) -> np.ndarray:
