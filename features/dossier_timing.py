@@ -1,0 +1,193 @@
+"""Time features of dossiers: the honest and reported statutory clocks, supplement and
+pause timing, idle gaps, off-hours and holiday work, and recording lag (backdating).
+
+The clock follows :func:`features.clock.dossier_clock` exactly (the tests check it) but runs
+on the prepared arrays of :mod:`features.dossier_events`, so the log is sorted once for all
+features instead of once per clock policy.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from features import schema as s
+from features.dossier_events import NAT, DossierEvents
+
+#: Gaps between consecutive events longer than this count as idle time.
+IDLE_THRESHOLD_DAYS = 2.0
+#: Events written to the system later than this after their timestamp are late records.
+RECORD_LAG_HOURS = 24.0
+HOUR_NS = 3_600 * 10**9
+
+_VOCAB = {name: i for i, name in enumerate(s.ACTIVITIES)}
+
+
+def vocab_mask(ev: DossierEvents, *names: str) -> np.ndarray:
+    """Rows whose activity is one of the vocabulary ``names``."""
+    table = np.zeros(len(s.ACTIVITIES) + 1, dtype=bool)  # last entry: foreign (-1)
+    table[[_VOCAB[n] for n in names]] = True
+    return table[ev.vocab]
+
+
+class ClockState(NamedTuple):
+    """Per-row and per-segment clock quantities shared by the time features."""
+
+    honest_at: np.ndarray  # honest clock at each row, ns
+    honest: np.ndarray  # per segment, honest clock at the end, ns
+    reported: np.ndarray  # per segment, reported clock at the end, ns
+    supplement_ns: np.ndarray  # per segment, office time waiting for supplements
+    paused_ns: np.ndarray  # per segment, office time paused
+    finished: np.ndarray  # per segment, a terminal event reached
+    end_w: np.ndarray  # per segment, W of the end (first terminal event, cut or last event)
+    step: np.ndarray  # per row, office ns since the previous event (0 on first rows)
+
+
+def _previous(flags: np.ndarray, first: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(flags)
+    out[1:] = flags[:-1]
+    out[first] = False
+    return out
+
+
+def clock_state(ev: DossierEvents) -> ClockState:
+    """The statutory clock of every segment under both policies (see features.clock)."""
+    seg, n = ev.seg, len(ev)
+    pos = np.arange(n)
+    first = seg.position == 0
+    head = seg.starts[seg.group] if n else np.zeros(0, np.int64)
+
+    def latest(flags: np.ndarray) -> np.ndarray:
+        found = np.maximum.accumulate(np.where(flags, pos, -1)) if n else pos
+        return np.where(found >= head, found, -1)
+
+    terminal = vocab_mask(ev, *s.TERMINAL_ACTIVITIES)
+    finished_row = latest(terminal) >= 0
+    finished_before = _previous(finished_row, first)
+    opened = {}
+    for stop, resume in s.CLOCK_STOPS.items():
+        is_stop, is_resume = vocab_mask(ev, stop), vocab_mask(ev, resume)
+        mark = latest(is_stop | is_resume)
+        opened[stop] = (mark >= 0) & is_stop[np.maximum(mark, 0)] & ~finished_row
+    supplement_open = opened[s.SUPPLEMENT_REQUESTED]
+    pause_open = opened[s.PAUSED]
+    stopped = supplement_open | pause_open
+    stopped_before = _previous(stopped, first)
+    restarts = (
+        vocab_mask(ev, s.SUPPLEMENT_RECEIVED) & _previous(supplement_open, first) & ~finished_before
+    )
+    step = np.zeros(n, dtype=np.int64)
+    if n:
+        step[1:] = np.diff(ev.w)
+    step[first] = 0
+    counting = ~finished_before
+    running = np.where(counting & ~stopped_before, step, 0)
+    total = running.cumsum()
+    base = np.r_[0, total][head] if n else total
+    honest_at = total - base
+    origin = np.maximum.accumulate(np.where(first | restarts, pos, 0)) if n else pos
+    last = seg.ends - 1
+    finished = finished_row[last] if n else finished_row
+    if ev.cut_w is not None:
+        tail = np.where(finished, 0, ev.cut_w - ev.w[last])
+    else:
+        tail = np.zeros(len(seg), dtype=np.int64)
+    running_tail = np.where(stopped[last], 0, tail)
+
+    def stopped_time(open_: np.ndarray) -> np.ndarray:
+        inside = np.where(counting & _previous(open_, first), step, 0)
+        return seg.sum(inside).astype(np.int64) + np.where(open_[last], tail, 0)
+
+    first_terminal = seg.min(np.where(terminal, pos, np.nan).astype(np.float64))
+    end_w = ev.w[last] if ev.cut_w is None else ev.cut_w.copy()
+    done = ~np.isnan(first_terminal)
+    end_w = np.where(done, ev.w[np.nan_to_num(first_terminal).astype(np.int64)], end_w)
+    return ClockState(
+        honest_at=honest_at,
+        honest=honest_at[last] + running_tail,
+        reported=total[last] - total[origin[last]] + running_tail,
+        supplement_ns=stopped_time(supplement_open),
+        paused_ns=stopped_time(pause_open),
+        finished=finished.astype(bool),
+        end_w=end_w,
+        step=step,
+    )
+
+
+def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def time_features(
+    ev: DossierEvents, clock: ClockState, statutory: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Duration, clock, lateness, supplement, pause, idle, off-hours and lag features."""
+    seg, day = ev.seg, float(ev.day_ns)
+    n = len(ev)
+    pos = np.arange(n, dtype=np.float64)
+    first_w = ev.w[seg.starts]
+    honest = clock.honest / day
+    reported = clock.reported / day
+    foreign = seg.count(ev.vocab >= 0) == 0
+    ended = clock.finished | (foreign & (ev.cut is None))
+    known = ~np.isnan(statutory)
+
+    def late(value: np.ndarray) -> np.ndarray:
+        over = known & (value > statutory)
+        return np.where(over, 1.0, np.where(known & ended, 0.0, np.nan))
+
+    out: dict[str, np.ndarray] = {
+        "elapsed_days": (clock.end_w - first_w) / day,
+        "honest_clock_days": honest,
+        "reported_clock_days": reported,
+        "statutory_days": statutory,
+        "honest_clock_ratio": _safe_ratio(honest, statutory),
+        "reported_clock_ratio": _safe_ratio(reported, statutory),
+        "late_honest": late(honest),
+        "late_reported": late(reported),
+        "clock_gap_days": honest - reported,
+    }
+    requested = vocab_mask(ev, s.SUPPLEMENT_REQUESTED)
+    rounds = seg.count(requested)
+    at = clock.honest_at / day
+    for which, reduce in (("first", seg.min), ("last", seg.max)):
+        row = reduce(np.where(requested, pos, np.nan))
+        clock_at = np.where(np.isnan(row), np.nan, at[np.nan_to_num(row).astype(np.int64)])
+        out[f"{which}_supplement_days_before_deadline"] = statutory - clock_at
+        out[f"{which}_supplement_share_elapsed"] = _safe_ratio(clock_at, statutory)
+    out["supplement_rounds"] = rounds
+    out["supplement_days"] = clock.supplement_ns / day
+    out["supplement_turnaround_days"] = _safe_ratio(clock.supplement_ns / day, rounds)
+    out["pauses"] = seg.count(vocab_mask(ev, s.PAUSED))
+    out["paused_days"] = clock.paused_ns / day
+    gaps = np.where(seg.position > 0, clock.step / day, np.nan)
+    out["longest_idle_days"] = np.nan_to_num(seg.max(gaps), nan=0.0)
+    excess = np.maximum(np.nan_to_num(gaps) - IDLE_THRESHOLD_DAYS, 0.0)
+    out["idle_excess_days"] = seg.sum(excess)
+    size = seg.sizes.astype(np.float64)
+    off = ~ev.office
+    out["off_hours_events"] = seg.count(off)
+    out["off_hours_share"] = out["off_hours_events"] / size
+    out["holiday_events"] = seg.count(ev.holiday)
+    out["holiday_share"] = out["holiday_events"] / size
+    out["off_hours_approvals"] = seg.count(off & vocab_mask(ev, s.APPROVED))
+    out.update(_recording(ev))
+    return out
+
+
+def _recording(ev: DossierEvents) -> dict[str, np.ndarray]:
+    seg = ev.seg
+    has = ev.recorded != NAT
+    lag = np.where(has, (ev.recorded - ev.t) / HOUR_NS, np.nan)
+    before = np.zeros(len(ev), dtype=bool)
+    if len(ev):
+        prev = ev.recorded[:-1]
+        before[1:] = (ev.recorded[1:] < prev) & has[1:] & (prev != NAT)
+        before[seg.starts] = False
+    return {
+        "max_record_lag_hours": seg.max(lag),
+        "late_records": seg.count(lag > RECORD_LAG_HOURS),
+        "out_of_order_events": seg.count(before),
+    }
