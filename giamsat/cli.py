@@ -18,6 +18,7 @@ from features.ingest import IngestOptions, load_events
 from features.schema import GiamSatError
 from features.sources import load_mapping_file
 from features.summary import summarise
+from giamsat.commands.features import features, registry
 from giamsat.commands.simulate import simulate
 from giamsat.settings import get_settings
 
@@ -27,6 +28,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("simulate")(simulate)
+app.command("features")(features)
+app.command("registry")(registry)
 console = Console(stderr=True)
 out = Console()
 
