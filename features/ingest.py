@@ -98,9 +98,14 @@ def to_canonical(
     attributes = {c: _storable(raw[c]) for c in raw.columns if c not in used and c != ROW}
     attributes = {c: v for c, v in attributes.items() if c not in s.CANONICAL_COLUMNS}
     frame = pd.DataFrame({**columns, **attributes}, index=raw.index)
-    if s.EVENT_ID not in columns:
-        frame[s.EVENT_ID] = derive_event_ids(frame)
-    return s.coerce_events(frame, tz=options.tz)
+    if s.EVENT_ID in columns:
+        return s.coerce_events(frame, tz=options.tz)
+    # Coerce first: the repeated text columns become categoricals, whose few distinct
+    # values are then hashed once each.
+    frame[s.EVENT_ID] = pd.Series(pd.NA, index=frame.index, dtype="string")
+    frame = s.coerce_events(frame, tz=options.tz)
+    frame[s.EVENT_ID] = derive_event_ids(frame)
+    return frame
 
 
 def parse_times(
@@ -192,8 +197,12 @@ def _column_hashes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         stamps = values.dt.tz_convert("UTC").dt.as_unit("us").astype("int64").to_numpy()
         stamps = stamps.astype(np.uint64)
         return _mix(stamps), _mix(stamps ^ np.uint64(0x5851F42D4C957F2D))
-    codes, uniques = pd.factorize(values.astype("string"), use_na_sentinel=True)
-    text = pd.Series(uniques, dtype="string")
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        text = pd.Series(values.cat.categories.astype("string"), dtype="string")
+    else:
+        codes, uniques = pd.factorize(values.astype("string"), use_na_sentinel=True)
+        text = pd.Series(uniques, dtype="string")
     ua = pd.util.hash_pandas_object(text, index=False, hash_key=_HASH_KEYS[0]).to_numpy()
     ub = pd.util.hash_pandas_object(text, index=False, hash_key=_HASH_KEYS[1]).to_numpy()
     missing = np.uint64(0x2545F4914F6CDD1D)

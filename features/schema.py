@@ -246,7 +246,7 @@ def coerce_events(events: pd.DataFrame, *, tz: str | None = None) -> pd.DataFram
     missing = [c for c in REQUIRED_COLUMNS if c not in events.columns]
     if missing:
         raise EventSchemaError(f"missing required column(s) {missing}", column=missing[0])
-    out = events.copy()
+    out = events.copy(deep=False)  # copy-on-write keeps the caller's frame intact
     n = len(out)
     if tz is None:
         stamp = out[TIMESTAMP].dtype

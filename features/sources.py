@@ -177,7 +177,7 @@ def read_csv(
         raise s.EventSchemaError(f"cannot read: {exc}", file=file) from exc
     if table.num_rows == 0:
         raise s.EventSchemaError("no events (the file has a header but no rows)", file=file)
-    frame = table.to_pandas()
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
     # A trailing delimiter makes an unnamed, empty column: it carries nothing.
     blank = [c for c in frame.columns if c.startswith("_unnamed_") and frame[c].isna().all()]
     frame = frame.drop(columns=blank)
