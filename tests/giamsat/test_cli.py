@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 from typer.testing import CliRunner
 
 from features.eventstore import EventStore
@@ -74,3 +75,32 @@ def test_a_malformed_map_option_is_refused(tmp_path: Path) -> None:
     result = runner.invoke(app, ["summary", str(log), "--map", "activity"])
     assert result.exit_code != 0
     assert "canonical=source" in result.output
+
+
+def test_the_features_page_lists_every_registered_feature() -> None:
+    result = runner.invoke(app, ["registry", "--markdown"])
+    assert result.exit_code == 0
+    page = (Path(__file__).resolve().parents[2] / "docs" / "features.md").read_text()
+    missing = [line for line in result.output.splitlines() if line not in page]
+    assert not missing, f"docs/features.md is stale (regenerate it): {missing[:3]}"
+
+
+def test_features_command_writes_dossier_and_entity_tables(tmp_path: Path) -> None:
+    from simulator.config import SimulationConfig
+    from simulator.run import DEFAULT_CATALOGUE, simulate_frame
+
+    events, _, _ = simulate_frame(
+        SimulationConfig(provinces=1, months=1, seed=2, dossiers_per_month=300)
+    )
+    log = tmp_path / "events.parquet"
+    events.to_parquet(log)
+    out = tmp_path / "features"
+    result = runner.invoke(
+        app, ["features", str(log), "--catalogue", str(DEFAULT_CATALOGUE), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    dossiers = pd.read_parquet(out / "dossiers.parquet")
+    assert len(dossiers) == events["dossier_id"].nunique()
+    assert (out / "officer.parquet").exists() and (out / "graph_agency_pair.parquet").exists()
+    bad = runner.invoke(app, ["features", str(log), "--engine", "spark", "--out", str(out)])
+    assert bad.exit_code == 2 and "unknown engine" in bad.output
