@@ -42,6 +42,8 @@ test: lint typecheck unit
 bench:
 	$(MAKE) setup VENV=.venv-bench LOCK=requirements/bench.lock
 	.venv-bench/bin/python -m bench.ingest --data-dir $(DATA)
+	.venv-bench/bin/python -m bench.simulate
+	.venv-bench/bin/python -m bench.features --dask-events 10000000
 
 # Regenerate the lock files after editing pyproject.toml.
 lock: | $(BIN)/uv

@@ -195,6 +195,14 @@ def demo(
         raise _fail(exc) from exc
     for name, figures in result.summaries.items():
         out.print(summary_table(name, figures))
+    if result.furthest_over is not None:
+        table = Table(title="dossiers furthest over their statutory time (honest clock)",
+                      title_justify="left")  # fmt: skip
+        table.add_column("dossier", style="bold")
+        table.add_column("why")
+        for row in result.furthest_over.itertuples(index=False):
+            table.add_row(str(row.dossier), str(row.why))
+        out.print(table)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -7,9 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from features.calendar import WorkingCalendar
+from features.catalogue import load_catalogue
+from features.engine import compute_features
 from features.eventstore import EventStore
 from features.ingest import IngestOptions, load_events
+from features.registry import feature_registry
 from features.summary import summarise
 from giamsat.settings import Settings
 from simulator.config import SimulationConfig
@@ -23,10 +28,13 @@ Say = Callable[[str], None]
 
 @dataclass(frozen=True)
 class DemoResult:
-    """What the demo produced: one summary per log, keyed by the log's name."""
+    """What the demo produced: one summary per log, keyed by the log's name, and the
+    simulated province's dossiers furthest over their statutory time, with their features."""
 
     summaries: dict[str, dict[str, Any]]
     stores: dict[str, Path]
+    features: Path | None = None
+    furthest_over: pd.DataFrame | None = None
 
 
 def run_demo(
@@ -49,6 +57,18 @@ def run_demo(
     stores["simulated"] = _store(settings, out / "store-simulated", events, say)
     calendar = WorkingCalendar.for_country(settings.holiday_country, tz=settings.timezone)
     summaries["simulated province"] = summarise(events, calendar)
+    say("computing dossier, entity and graph features of the simulated province")
+    agencies = pd.read_csv(sim.out / "agencies.csv", dtype=str)[["agency_id", "unit_type"]]
+    feats = compute_features(
+        EventStore(stores["simulated"], settings.buckets),
+        calendar,
+        catalogue=load_catalogue(sim.catalogue_path),
+        agencies=agencies,
+    )
+    features_dir = out / "features-simulated"
+    features_dir.mkdir(parents=True, exist_ok=True)
+    feats.dossiers.to_parquet(features_dir / "dossiers.parquet")
+    say(f"{len(feats.dossiers):,} dossiers x {feats.dossiers.shape[1]} features -> {features_dir}")
 
     name, options, country = REAL_LOG
     path = (data_dir / name) if data_dir is not None else None
@@ -61,7 +81,35 @@ def run_demo(
         stores[name] = _store(settings, out / f"store-{path.stem}", events, say)
         real_calendar = WorkingCalendar.for_country(country, tz=options.tz)
         summaries[name] = summarise(events, real_calendar)
-    return DemoResult(summaries, stores)
+    return DemoResult(summaries, stores, features_dir, furthest_over(feats.dossiers))
+
+
+def furthest_over(dossiers: pd.DataFrame, n: int = 8) -> pd.DataFrame:
+    """The ``n`` dossiers furthest over their statutory time on the honest clock, with the
+    features an inspector would look at first, described by the registry."""
+    registry = feature_registry()
+    ranked = dossiers.sort_values("honest_clock_ratio", ascending=False).head(n)
+    rows = []
+    for dossier_id, row in ranked.iterrows():
+        reasons = [
+            registry.describe(name, row[name])
+            for name in SHOWN
+            if name in row.index and pd.notna(row[name]) and row[name] != 0
+        ]
+        rows.append({"dossier": dossier_id, "why": "; ".join(reasons)})
+    return pd.DataFrame(rows)
+
+
+#: the features the demo shows for each dossier, in this order.
+SHOWN = (
+    "honest_clock_ratio",
+    "reported_clock_ratio",
+    "supplement_rounds",
+    "pauses",
+    "longest_idle_days",
+    "transfers",
+    "missing_mandatory_steps",
+)
 
 
 def _store(settings: Settings, root: Path, events: Any, say: Say) -> Path:
