@@ -182,16 +182,7 @@ class Catalogue:
         """One row per procedure (route as ``activity@unit_type`` joined by ``>``)."""
         rows = [
             {
-                "code": p.code,
-                "name_vi": p.name_vi,
-                "name_en": p.name_en,
-                "level": p.level,
-                "statutory_days": p.statutory_days,
-                "fee": p.fee,
-                "online_level": p.online_level,
-                "applicant": p.applicant,
-                "demand": p.demand,
-                "sector": p.sector,
+                **_header(p),
                 "steps": len(p.route),
                 "inter_agency": p.inter_agency,
                 "route": " > ".join(f"{s.activity}@{s.unit_type}" for s in p.route),
@@ -202,6 +193,22 @@ class Catalogue:
 
 
 # --- reading and writing ------------------------------------------------------------------
+
+
+def _header(p: Procedure) -> dict[str, object]:
+    """A procedure's fields other than its route, as the catalogue file spells them."""
+    return {
+        "code": p.code,
+        "name_vi": p.name_vi,
+        "name_en": p.name_en,
+        "level": p.level,
+        "statutory_days": p.statutory_days,
+        "fee": p.fee,
+        "online_level": p.online_level,
+        "applicant": p.applicant,
+        "demand": p.demand,
+        "sector": p.sector,
+    }
 
 
 def load_catalogue(path: str | Path) -> Catalogue:
@@ -245,21 +252,7 @@ def dump_catalogue(catalogue: Catalogue, path: str | Path) -> Path:
             if s.effort_hours is not None:
                 step["effort_hours"] = s.effort_hours
             route.append(step)
-        procedures.append(
-            {
-                "code": p.code,
-                "name_vi": p.name_vi,
-                "name_en": p.name_en,
-                "level": p.level,
-                "statutory_days": p.statutory_days,
-                "fee": p.fee,
-                "online_level": p.online_level,
-                "applicant": p.applicant,
-                "demand": p.demand,
-                "sector": p.sector,
-                "route": route,
-            }
-        )
+        procedures.append({**_header(p), "route": route})
     path = Path(path)
     text = yaml.safe_dump(
         {"version": 1, "procedures": procedures}, allow_unicode=True, sort_keys=False
