@@ -86,21 +86,66 @@ def _instants(values: pd.Series) -> np.ndarray:
     return values.dt.as_unit("ns").to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
+#: Instants located per chunk: the calendar's per-instant temporaries stay cache-sized and
+#: reused instead of being fresh full-log arrays.
+CHUNK = 1 << 19
+
+
 def calendar_arrays(
     calendar: WorkingCalendar, instants: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Office time W (ns), office-hours flag and holiday flag of UTC ns instants.
 
-    Locates each instant once (the three public predicates would locate it three times).
+    Locates each instant once (the three public predicates would locate it three times),
+    chunk by chunk.
     """
+    n = len(instants)
+    w = np.empty(n, dtype=np.int64)
+    office = np.empty(n, dtype=bool)
+    holiday = np.empty(n, dtype=bool)
+    for lo in range(0, n, CHUNK):
+        part = slice(lo, lo + CHUNK)
+        w[part], office[part], holiday[part] = _locate_chunk(calendar, instants[part])
+    return w, office, holiday
+
+
+def _locate_chunk(
+    calendar: WorkingCalendar, instants: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`calendar_arrays` of one chunk. Walks the few office intervals of a day one at
+    a time, as ``WorkingCalendar._w`` does with an (instants x intervals) table."""
     index = pd.DatetimeIndex(instants.astype("datetime64[ns]")).tz_localize("UTC")
     loc = calendar._locate(index)
-    w = calendar._w(loc)
-    offset = loc.clock[:, None] - calendar._open[None, :]
-    inside = ((offset >= 0) & (offset < calendar._length[None, :])).any(axis=1)
-    office = calendar._working[loc.day] & inside
-    holiday = calendar._holiday[loc.day]
-    return w, office, holiday
+    today = np.zeros(len(instants), dtype=np.int64)  # office ns since midnight
+    inside = np.zeros(len(instants), dtype=bool)
+    for open_, length in zip(calendar._open.tolist(), calendar._length.tolist(), strict=True):
+        since = loc.clock - open_
+        today += np.clip(since, 0, length)
+        inside |= (since >= 0) & (since < length)
+    working = calendar._working[loc.day]
+    w = calendar._cum[loc.day] * calendar.day_ns + np.where(working, today, 0)
+    return w, working & inside, calendar._holiday[loc.day]
+
+
+def _dossier_codes(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Codes of the dossier ids in sorted id order, and the sorted distinct ids.
+
+    A string column already in ascending order (the canonical order) needs no hashing: the
+    codes are the run numbers of equal neighbours.
+    """
+    if isinstance(ids.dtype, pd.StringDtype) and len(ids) > 1 and not ids.hasnans:
+        values = ids.array
+        later, earlier = values[1:], values[:-1]
+        if not np.asarray(later < earlier, dtype=bool).any():
+            boundary = np.r_[True, np.asarray(later != earlier, dtype=bool)]
+            return np.cumsum(boundary) - 1, pd.Index(values[np.flatnonzero(boundary)])
+    codes, uniques = pd.factorize(ids, sort=True)
+    return codes, pd.Index(uniques)
+
+
+def _pick(values: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+    """``values[rows]``, or ``values`` itself when every row is used in order (``None``)."""
+    return values if rows is None else values[rows]
 
 
 def _sorted_order(dossier: np.ndarray, t: np.ndarray, seq: np.ndarray) -> np.ndarray | None:
@@ -127,7 +172,7 @@ def prepare(
     missing = [c for c in s.REQUIRED_COLUMNS if c not in events.columns]
     if missing:
         raise s.EventSchemaError(f"missing required column(s) {missing}", column=missing[0])
-    dossier_codes, dossier_ids = pd.factorize(events[s.DOSSIER_ID], sort=True)
+    dossier_codes, dossier_ids = _dossier_codes(events[s.DOSSIER_ID])
     if (dossier_codes < 0).any():
         raise s.EventSchemaError("missing value", column=s.DOSSIER_ID)
     t = _instants(events[s.TIMESTAMP])
@@ -138,34 +183,36 @@ def prepare(
         if s.SEQ in events.columns
         else np.arange(len(events), dtype=np.int64)
     )
-    order = _sorted_order(dossier_codes, t, seq)
-    rows = np.arange(len(events)) if order is None else order
+    rows = _sorted_order(dossier_codes, t, seq)  # None: all rows, already in order
     cut_of_dossier: np.ndarray | None = None
     if as_of is not None:
         if isinstance(as_of, pd.Series):
             cuts = _instants(as_of)
-            position = pd.Index(as_of.index).get_indexer(pd.Index(dossier_ids))
+            position = pd.Index(as_of.index).get_indexer(dossier_ids)
             cut_of_dossier = np.where(position >= 0, cuts[position], NAT)
         else:
             stamp = pd.Timestamp(as_of)
             if stamp.tz is None:
                 raise s.EventSchemaError("as_of must be tz-aware", column=s.TIMESTAMP)
             cut_of_dossier = np.full(len(dossier_ids), stamp.as_unit("ns").value, np.int64)
-        row_cut = cut_of_dossier[dossier_codes[rows]]
-        rows = rows[(row_cut != NAT) & (t[rows] <= row_cut)]
-    group_codes = dossier_codes[rows]
-    return _build(events, calendar, rows, group_codes, pd.Index(dossier_ids), cut_of_dossier)
+        row_cut = cut_of_dossier[_pick(dossier_codes, rows)]
+        kept = (row_cut != NAT) & (_pick(t, rows) <= row_cut)
+        rows = np.flatnonzero(kept) if rows is None else rows[kept]
+    group_codes = _pick(dossier_codes, rows)
+    return _build(events, calendar, rows, t, group_codes, dossier_ids, cut_of_dossier)
 
 
 def _build(
     events: pd.DataFrame,
     calendar: WorkingCalendar | None,
-    rows: np.ndarray,
+    rows: np.ndarray | None,
+    instants: np.ndarray,
     group_codes: np.ndarray,
     dossier_ids: pd.Index,
     cut_of_dossier: np.ndarray | None,
 ) -> DossierEvents:
-    n = len(rows)
+    """Encode the used ``rows`` of ``events`` (``None``: all, in order) as arrays."""
+    n = len(group_codes)
     boundary = np.r_[True, group_codes[1:] != group_codes[:-1]] if n else np.zeros(0, bool)
     starts = np.flatnonzero(boundary)
     ends = np.r_[starts[1:], n].astype(np.int64)
@@ -174,22 +221,23 @@ def _build(
     used = group_codes[starts]
     ids = pd.Index(dossier_ids[used], name=s.DOSSIER_ID)
     seg = Segments(starts, ends, group, position, ids)
-    t = _instants(events[s.TIMESTAMP])[rows]
+    t = _pick(instants, rows)
     if calendar is None:
         w, office, holiday = np.zeros(n, np.int64), np.ones(n, bool), np.zeros(n, bool)
     else:
         w, office, holiday = calendar_arrays(calendar, t)
     activity, activity_names = _codes(events[s.ACTIVITY])
-    vocab_of_name = pd.Index(s.ACTIVITIES).get_indexer(pd.Index(activity_names))
+    # one extra -1 at the end: code -1 (missing activity) is foreign too
+    vocab_of_name = np.r_[pd.Index(s.ACTIVITIES).get_indexer(pd.Index(activity_names)), -1]
     agency, agency_names = _agency_codes(events)
     officer = _optional_codes(events, s.OFFICER_ID)
     recorded = (
-        _instants(events[s.RECORDED_AT])[rows]
+        _pick(_instants(events[s.RECORDED_AT]), rows)
         if s.RECORDED_AT in events.columns
         else np.full(n, NAT, dtype=np.int64)
     )
     rating = (
-        events[s.RATING].to_numpy(dtype="float64", na_value=np.nan)[rows]
+        _pick(events[s.RATING].to_numpy(dtype="float64", na_value=np.nan), rows)
         if s.RATING in events.columns
         else np.full(n, np.nan)
     )
@@ -201,8 +249,8 @@ def _build(
         via_of_name = np.r_[
             pd.Index(s.CHANNELS).get_indexer(pd.Index(channel.where(channel.notna(), None))), -1
         ]
-        via = via_of_name[np.where(via_codes < 0, len(via_of_name) - 1, via_codes)][rows]
-    act = activity[rows]
+        via = via_of_name[_pick(via_codes, rows)]  # code -1 (missing) -> the final -1
+    act = _pick(activity, rows)
     cut = cut_w = None
     if cut_of_dossier is not None:
         cut = cut_of_dossier[used]
@@ -213,18 +261,18 @@ def _build(
         )
     return DossierEvents(
         seg=seg,
-        rows=rows,
+        rows=np.arange(n) if rows is None else rows,
         t=t,
         w=w,
         office=office,
         holiday=holiday,
         activity=act,
         activity_names=activity_names,
-        vocab=np.where(act >= 0, vocab_of_name[np.maximum(act, 0)], -1),
-        agency=agency[0][rows],
+        vocab=vocab_of_name[act],
+        agency=_pick(agency[0], rows),
         agency_names=agency_names,
-        officer=officer[rows],
-        target=agency[1][rows],
+        officer=_pick(officer, rows),
+        target=_pick(agency[1], rows),
         recorded=recorded,
         rating=rating,
         via=via,
@@ -253,26 +301,92 @@ def _agency_codes(events: pd.DataFrame) -> tuple[tuple[np.ndarray, np.ndarray], 
     remapped = []
     for codes, own in parts:
         lookup = np.r_[names.get_indexer(pd.Index(own)), -1].astype(np.int64)
-        remapped.append(lookup[np.where(codes < 0, len(lookup) - 1, codes)])
+        remapped.append(lookup[codes])  # code -1 (missing) -> the final -1
     return (remapped[0], remapped[1]), np.asarray(names, dtype=str)
 
 
-def _dossier_level(events: pd.DataFrame, rows: np.ndarray, seg: Segments) -> pd.DataFrame:
-    """Per segment, the first non-null value of each dossier-level column among its rows."""
+def _dossier_level(events: pd.DataFrame, rows: np.ndarray | None, seg: Segments) -> pd.DataFrame:
+    """Per segment, the first non-null value of each dossier-level column among its rows.
+
+    ``rows``: the used rows of ``events`` in order (``None``: all of them).
+    """
     out: dict[str, object] = {}
-    n = len(rows)
+    n = len(seg.group)
     for col in DOSSIER_LEVEL:
         if col not in events.columns:
             out[col] = pd.array([pd.NA] * len(seg), dtype="string")
             continue
-        values = events[col].iloc[rows].reset_index(drop=True)
-        present = values.notna().to_numpy(dtype=bool)
-        pos = np.where(present, np.arange(n), n)
-        first = np.full(len(seg), n, dtype=np.int64)
-        np.minimum.at(first, seg.group, pos)
-        picked = values.iloc[np.minimum(first, max(n - 1, 0))].reset_index(drop=True)
+        present = _pick(events[col].notna().to_numpy(dtype=bool), rows)
+        first = _first_present(present, seg)
+        used = np.minimum(first, max(n - 1, 0))
+        picked = events[col].iloc[used if rows is None else rows[used]].reset_index(drop=True)
         out[col] = (picked.where(first < n) if n else picked).array
     return pd.DataFrame(out, index=seg.ids)
+
+
+def _first_present(present: np.ndarray, seg: Segments) -> np.ndarray:
+    """Per segment, its first row where ``present`` (``len(present)`` if none)."""
+    n = len(present)
+    first = seg.starts.copy()
+    if n == 0:
+        return first
+    # usually the segment's first row has the value; search only the others
+    lacking = np.flatnonzero(~present[seg.starts])
+    if len(lacking):
+        candidates = np.r_[np.flatnonzero(present), n]
+        found = candidates[np.searchsorted(candidates, seg.starts[lacking])]
+        first[lacking] = np.where(found < seg.ends[lacking], found, n)
+    return first
+
+
+def blocks(ev: DossierEvents, events_per_block: int) -> list[DossierEvents]:
+    """``ev`` cut into runs of whole segments of about ``events_per_block`` events each.
+
+    Each block views ``ev``'s arrays (no copy) and numbers its own segments from 0. There is
+    always at least one block (an empty ``ev`` is its own block).
+    """
+    seg = ev.seg
+    cuts = np.unique(np.searchsorted(seg.starts, np.arange(0, len(ev), events_per_block)))
+    bounds = np.r_[cuts[cuts > 0], len(seg)] if len(seg) else np.zeros(1, np.int64)
+    lows = np.r_[0, bounds[:-1]]
+    return [segment_range(ev, int(lo), int(hi)) for lo, hi in zip(lows, bounds, strict=True)]
+
+
+def segment_range(ev: DossierEvents, lo: int, hi: int) -> DossierEvents:
+    """Segments ``lo`` to ``hi - 1`` of ``ev`` with their rows (views of ``ev``'s arrays)."""
+    seg = ev.seg
+    if lo == 0 and hi == len(seg):
+        return ev
+    first = int(seg.starts[lo]) if hi > lo else 0
+    stop = int(seg.ends[hi - 1]) if hi > lo else 0
+    rows = slice(first, stop)
+    part = Segments(
+        seg.starts[lo:hi] - first,
+        seg.ends[lo:hi] - first,
+        seg.group[rows] - lo,
+        seg.position[rows],
+        seg.ids[lo:hi],
+    )
+    return replace(
+        ev,
+        seg=part,
+        rows=ev.rows[rows],
+        t=ev.t[rows],
+        w=ev.w[rows],
+        office=ev.office[rows],
+        holiday=ev.holiday[rows],
+        activity=ev.activity[rows],
+        vocab=ev.vocab[rows],
+        agency=ev.agency[rows],
+        officer=ev.officer[rows],
+        target=ev.target[rows],
+        recorded=ev.recorded[rows],
+        rating=ev.rating[rows],
+        via=None if ev.via is None else ev.via[rows],
+        dossier=ev.dossier.iloc[lo:hi],
+        cut=None if ev.cut is None else ev.cut[lo:hi],
+        cut_w=None if ev.cut_w is None else ev.cut_w[lo:hi],
+    )
 
 
 def expand_prefixes(

@@ -4,6 +4,7 @@ transfers and ping-pong, rework, channel, payment and rating."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from features import schema as s
 from features.dossier_events import DossierEvents
@@ -56,14 +57,27 @@ def ping_pong(ev: DossierEvents) -> np.ndarray:
     return np.bincount(group[back], minlength=len(ev.seg)).astype(np.int64)
 
 
+def _channels(ev: DossierEvents) -> dict[str, np.ndarray]:
+    """Per segment one-hot channel columns (the channel's distinct spellings, lowered)."""
+    codes, spellings = pd.factorize(ev.dossier[s.CHANNEL], use_na_sentinel=True)
+    lowered = pd.Series(spellings).astype("string").str.lower()
+    out = {}
+    for name in s.CHANNELS:
+        # code -1 (missing) picks the final False
+        is_name = np.r_[lowered.eq(name).fillna(False).to_numpy(dtype=bool), False]
+        out[f"channel_{name}"] = is_name[codes].astype(np.int64)
+    return out
+
+
 def structure_features(ev: DossierEvents) -> dict[str, np.ndarray]:
     """Per segment counts of the dossier's shape and handling."""
     seg = ev.seg
     bookkeeping = vocab_mask(ev, *BOOKKEEPING)
-    repeated = seen_before(seg, ev.activity) & ~bookkeeping
+    seen = seen_before(seg, ev.activity)
+    repeated = seen & ~bookkeeping
     out: dict[str, np.ndarray] = {
         "events": seg.sizes.astype(np.int64),
-        "distinct_activities": nunique(seg, ev.activity),
+        "distinct_activities": seg.count(~seen & (ev.activity >= 0)),
         "distinct_officers": nunique(seg, ev.officer),
         "distinct_agencies": nunique(seg, ev.agency),
         "handovers": seg.count(_changes(ev, ev.officer)),
@@ -82,11 +96,7 @@ def structure_features(ev: DossierEvents) -> dict[str, np.ndarray]:
         )
     out["rating_min"] = seg.min(ev.rating)
     out["ratings"] = count
-    channel = ev.dossier[s.CHANNEL].astype("string").str.lower()
-    for name in s.CHANNELS:
-        out[f"channel_{name}"] = (
-            channel.eq(name).fillna(False).to_numpy(dtype=bool).astype(np.int64)
-        )
+    out.update(_channels(ev))
     if ev.via is not None:
         in_person = ev.via == s.CHANNELS.index("in_person")
         online = out["channel_online"].astype(bool)

@@ -24,7 +24,7 @@ from features.dossier_conformance import (
     procedure_index,
     statutory_from_catalogue,
 )
-from features.dossier_events import NAT, DossierEvents, calendar_arrays, prepare
+from features.dossier_events import NAT, DossierEvents, blocks, calendar_arrays, prepare
 from features.dossier_specs import SPECS
 from features.dossier_structure import structure_features
 from features.dossier_timing import clock_state, time_features, vocab_mask
@@ -57,6 +57,12 @@ def dossier_features(
     return features_of(ev, calendar, catalogue=catalogue, agencies=agencies, process=process)
 
 
+#: Events per block of dossiers. The features run block by block so that their many
+#: per-event temporaries stay cache-sized and are reused by the allocator, instead of each
+#: being a fresh full-log array (page faults cost more than the arithmetic).
+BLOCK_EVENTS = 1 << 19
+
+
 def features_of(
     ev: DossierEvents,
     calendar: WorkingCalendar,
@@ -65,7 +71,27 @@ def features_of(
     agencies: pd.DataFrame | None = None,
     process: NormalProcess | None = None,
 ) -> pd.DataFrame:
-    """The dossier features of prepared events (one row per segment, index = dossier ids)."""
+    """The dossier features of prepared events (one row per segment, index = dossier ids).
+
+    Features are segment-local, so computing them on blocks of whole segments and joining
+    the blocks gives the same values.
+    """
+    parts = [
+        _columns(part, calendar, catalogue, agencies, process) for part in blocks(ev, BLOCK_EVENTS)
+    ]
+    columns = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    # the joined columns are new arrays: hand them over rather than copy them into blocks
+    return pd.DataFrame(columns, index=ev.seg.ids, copy=False)
+
+
+def _columns(
+    ev: DossierEvents,
+    calendar: WorkingCalendar,
+    catalogue: Catalogue | None,
+    agencies: pd.DataFrame | None,
+    process: NormalProcess | None,
+) -> dict[str, np.ndarray]:
+    """The feature columns of the segments of ``ev``."""
     statutory = _statutory(ev, calendar, catalogue)
     clock = clock_state(ev)
     columns = structure_features(ev)
@@ -82,7 +108,7 @@ def features_of(
             )
     if process is not None:
         columns.update(process_columns(ev, process))
-    return pd.DataFrame(columns, index=ev.seg.ids)
+    return columns
 
 
 def _statutory(

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features import schema as s
 
@@ -42,14 +44,18 @@ class Segments:
 
     def count(self, mask: np.ndarray) -> np.ndarray:
         """Per-dossier number of rows where ``mask`` is true."""
-        return np.bincount(self.group, weights=mask.astype(np.int64), minlength=len(self)).astype(
-            np.int64
-        )
+        flagged = self.group[np.asarray(mask, dtype=bool)]
+        return np.bincount(flagged, minlength=len(self)).astype(np.int64)
 
     def max(self, values: np.ndarray, empty: float = np.nan) -> np.ndarray:
         """Per-dossier maximum (``empty`` for dossiers with no finite value)."""
-        out = np.full(len(self), -np.inf)
-        np.maximum.at(out, self.group, np.where(np.isnan(values), -np.inf, values))
+        filled = np.where(np.isnan(values), -np.inf, values)
+        if len(self) and len(values) and bool((self.ends > self.starts).all()):
+            # rows of a dossier are contiguous: reduce each run (no scattered ufunc.at)
+            out = np.maximum.reduceat(filled.astype(np.float64), self.starts)
+        else:
+            out = np.full(len(self), -np.inf)
+            np.maximum.at(out, self.group, filled)
         return np.where(np.isneginf(out), empty, out)
 
     def min(self, values: np.ndarray, empty: float = np.nan) -> np.ndarray:
@@ -124,47 +130,45 @@ def first_flagged(seg: Segments, mask: np.ndarray) -> np.ndarray:
     return np.where(out == np.iinfo(np.int64).max, -1, out)
 
 
+def _pair_keys(seg: Segments, codes: np.ndarray) -> np.ndarray:
+    """One int64 key per row for its (dossier, code) pair: keys sort by dossier, then code.
+
+    Negative codes share one key per dossier (after its non-negative codes).
+    """
+    span = int(codes.max(initial=0)) + 2
+    return seg.group.astype(np.int64) * span + np.where(codes < 0, span - 1, codes)
+
+
 def seen_before(seg: Segments, codes: np.ndarray) -> np.ndarray:
     """Whether each row's code already occurred on an earlier row of its dossier.
 
-    ``codes`` are non-negative integers (negative codes are never "seen"). Up to 64
-    distinct codes, a segmented prefix-OR of bit masks (log2(longest dossier) passes);
-    beyond, a hash of (dossier, code).
+    ``codes`` are non-negative integers (negative codes are never "seen"). A stable sort of
+    the (dossier, code) keys puts each pair's earliest row first; the rest repeat it. Rows
+    are already grouped by dossier, so the sort mostly merges short sorted runs.
     """
     codes = np.asarray(codes, dtype=np.int64)
-    top = int(codes.max(initial=0))
-    if top < 64:
-        bits = np.where(codes >= 0, np.left_shift(np.uint64(1), codes.astype(np.uint64)), 0)
-        bits = bits.astype(np.uint64)
-        before = np.zeros_like(bits)  # OR of the earlier rows of the same dossier
-        if len(bits):
-            before[1:] = bits[:-1]
-            before[seg.starts] = 0
-        shift, longest = 1, int(seg.sizes.max(initial=0))
-        while shift < longest:
-            moved = np.zeros_like(before)
-            moved[shift:] = before[:-shift]
-            moved[seg.position < shift] = 0
-            before |= moved
-            shift *= 2
-        return ((before & bits) != 0) & (codes >= 0)
-    span = top + 2
-    key = seg.group.astype(np.int64) * span + np.where(codes < 0, span - 1, codes)
-    out = pd.Series(key).duplicated(keep="first").to_numpy(dtype=bool)
+    key = _pair_keys(seg, codes)
+    order = np.argsort(key, kind="stable")
+    ranked = key[order]
+    out = np.zeros(len(key), dtype=bool)
+    out[order[1:]] = ranked[1:] == ranked[:-1]
     return out & (codes >= 0)
 
 
 def nunique(seg: Segments, codes: np.ndarray) -> np.ndarray:
-    """Per-dossier number of distinct non-negative codes."""
-    codes = np.asarray(codes)
-    return seg.count(~seen_before(seg, codes) & (codes >= 0))
+    """Per-dossier number of distinct non-negative codes (distinct sorted pair keys)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    known = codes >= 0
+    span = int(codes.max(initial=0)) + 1
+    ranked = np.sort(seg.group[known].astype(np.int64) * span + codes[known], kind="stable")
+    new = np.ones(len(ranked), dtype=bool)
+    new[1:] = ranked[1:] != ranked[:-1]
+    return np.bincount(ranked[new] // span, minlength=len(seg)).astype(np.int64)
 
 
 def occurrence(seg: Segments, codes: np.ndarray) -> np.ndarray:
     """For each row, how many earlier rows of its dossier have the same code (0, 1, ...)."""
-    codes = np.asarray(codes, dtype=np.int64)
-    span = int(codes.max(initial=0)) + 2
-    key = seg.group.astype(np.int64) * span + np.where(codes < 0, span - 1, codes)
+    key = _pair_keys(seg, np.asarray(codes, dtype=np.int64))
     order = np.argsort(key, kind="stable")
     ranked = key[order]
     run = np.r_[True, ranked[1:] != ranked[:-1]] if len(key) else np.zeros(0, dtype=bool)
@@ -203,3 +207,60 @@ def segment_searchsorted(
     qkey = np.asarray(query_group, dtype=np.int64) * span + inverse[len(values) :]
     found = np.searchsorted(key, qkey, side="left" if side == "left" else "right")
     return found - seg.starts[np.asarray(query_group, dtype=np.int64)]
+
+
+def canonical_segments(events: pd.DataFrame) -> tuple[pd.DataFrame, Segments]:
+    """``events`` in canonical order (:func:`schema.sort_events`) and their dossier segments.
+
+    Logs usually arrive sorted already: one pass over neighbouring rows checks it, so the
+    sort (and the factorising of the string ids) is skipped, and the same comparison gives
+    the dossier boundaries. Unsorted input, missing ids or missing times are sorted as usual.
+    """
+    ids = pa.array(events[s.DOSSIER_ID].astype("string").array)
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    stamps = pd.DatetimeIndex(events[s.TIMESTAMP])
+    n = len(events)
+    if n < 2 or ids.null_count or stamps.hasnans:
+        events = s.sort_events(events)
+        return events, segments(events)
+    same = pc.equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
+    later = pc.greater(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
+    times = stamps.asi8
+    seq = events[s.SEQ].to_numpy(dtype=np.int64)
+    step, seq_step = np.diff(times), np.diff(seq)
+    in_order = later | (same & ((step > 0) | ((step == 0) & (seq_step >= 0))))
+    if not in_order.all():
+        events = s.sort_events(events)
+        return events, segments(events)
+    events = events.reset_index(drop=True)
+    boundary = np.r_[True, ~same]
+    starts = np.flatnonzero(boundary)
+    ends = np.r_[starts[1:], n].astype(np.int64)
+    group = np.cumsum(boundary) - 1
+    position = np.arange(n) - starts[group]
+    index = pd.Index(events[s.DOSSIER_ID].take(starts).to_numpy(), name=s.DOSSIER_ID)
+    return events, Segments(starts, ends, group, position, index)
+
+
+def first_rows(seg: Segments, mask: np.ndarray) -> np.ndarray:
+    """For each dossier, its first row where ``mask`` is true (-1 if none).
+
+    As :func:`first_flagged`, using that a dossier's rows are contiguous.
+    """
+    rows = np.flatnonzero(mask)
+    group = seg.group[rows]
+    first = np.r_[True, group[1:] != group[:-1]] if len(rows) else np.zeros(0, dtype=bool)
+    out = np.full(len(seg), -1, dtype=np.int64)
+    out[group[first]] = rows[first]
+    return out
+
+
+def last_rows(seg: Segments, mask: np.ndarray) -> np.ndarray:
+    """For each dossier, its last row where ``mask`` is true (-1 if none)."""
+    rows = np.flatnonzero(mask)
+    group = seg.group[rows]
+    last = np.r_[group[1:] != group[:-1], True] if len(rows) else np.zeros(0, dtype=bool)
+    out = np.full(len(seg), -1, dtype=np.int64)
+    out[group[last]] = rows[last]
+    return out
