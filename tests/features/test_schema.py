@@ -93,3 +93,22 @@ def test_sort_breaks_timestamp_ties_by_source_order() -> None:
         }
     )
     assert s.sort_events(events)[s.EVENT_ID].tolist() == ["e2", "e3", "e1"]
+
+
+def test_sorted_frames_are_recognised_and_unsorted_ones_sorted() -> None:
+    events = _events()
+    ordered = s.sort_events(events)
+    assert s.is_sorted(ordered)
+    assert s.sort_events(ordered)[s.EVENT_ID].tolist() == ordered[s.EVENT_ID].tolist()
+    shuffled = ordered.iloc[[2, 0, 1]]
+    assert not s.is_sorted(shuffled)
+    assert s.sort_events(shuffled)[s.EVENT_ID].tolist() == ordered[s.EVENT_ID].tolist()
+    tie = _events(
+        **{
+            s.DOSSIER_ID: ["D", "D", "D"],
+            s.PROCEDURE_CODE: ["P", "P", "P"],
+            s.TIMESTAMP: pd.to_datetime(["2025-03-03 08:00"] * 3),
+            s.SEQ: [1, 0, 2],
+        }
+    )
+    assert not s.is_sorted(tie)
