@@ -77,14 +77,20 @@ def complement_quantiles(
         }
     )
     frame = frame[np.isfinite(frame["v"].to_numpy())]
-    frame = frame.sort_values(["g", "v", "s"], kind="stable", ignore_index=True)
+    # sort and pair on integer codes of the names (sorted factorisation keeps their order)
     gcode, gnames = pd.factorize(frame["g"], sort=True)
+    scode, snames = pd.factorize(frame["s"], sort=True)
+    order = np.lexsort((scode, frame["v"].to_numpy(), gcode))
+    frame = frame.iloc[order].reset_index(drop=True)
+    gcode, scode = gcode[order], scode[order]
     n_total = len(frame)
     gsize = np.bincount(gcode, minlength=len(gnames)).astype(np.int64)
     gstart = np.concatenate([[0], np.cumsum(gsize)[:-1]]).astype(np.int64)
     pos = np.arange(n_total, dtype=np.int64) - gstart[gcode] if n_total else gcode
-    pairs = pd.MultiIndex.from_arrays([frame["g"], frame["s"]], names=["group", "subgroup"])
-    pcode, pnames = pd.factorize(pairs, sort=True)
+    pkey, pcode = np.unique(gcode.astype(np.int64) * len(snames) + scode, return_inverse=True)
+    pnames = pd.MultiIndex.from_arrays(
+        [gnames[pkey // max(len(snames), 1)], snames[pkey % max(len(snames), 1)]]
+    )
     order = np.lexsort((pos, pcode))  # rows by pair, then by position in their group
     pc = pcode[order]
     psize = np.bincount(pc, minlength=len(pnames)).astype(np.int64)
@@ -112,7 +118,12 @@ def complement_quantiles(
         lo_v = np.where(empty, np.nan, kth(np.where(empty, 0, lo))) if len(m) else h
         hi_v = np.where(empty, np.nan, kth(np.where(empty, 0, hi))) if len(m) else h
         out[f"q{q:g}"] = lo_v + (h - lo) * (hi_v - lo_v)
-    result = pd.DataFrame(out, index=pnames if len(pnames) else pairs[:0])
+    result = pd.DataFrame(out, index=pnames if len(pnames) else _no_pairs(frame))
     result.index.names = ["group", "subgroup"]
     result["n_other"] = m
     return result
+
+
+def _no_pairs(frame: pd.DataFrame) -> pd.MultiIndex:
+    """The empty (group, subgroup) index of a frame without values."""
+    return pd.MultiIndex.from_arrays([frame["g"][:0], frame["s"][:0]], names=["group", "subgroup"])

@@ -133,7 +133,11 @@ def transfer_graph(
     (columns ``agency_id``, ``unit_type``), ``off_route`` (the unit types' transfer is on
     no approved route; None when unknown) and ``off_route_share``.
     """
-    table = _pair_table(_prepared_edges(edges, catalogue, agencies))
+    return _graph_of(_pair_table(_prepared_edges(edges, catalogue, agencies)))
+
+
+def _graph_of(table: pd.DataFrame) -> nx.DiGraph:
+    """The transfer graph of a pair table (:func:`_pair_table`)."""
     graph = nx.DiGraph()
     graph.add_nodes_from(sorted(set(table["from_agency"]) | set(table["to_agency"])))
     for attrs in table.to_dict("records"):
@@ -267,7 +271,7 @@ def graph_features(
         facts = facts[(facts["started_at"] <= stamp).to_numpy(dtype=bool, na_value=False)]
     e = _prepared_edges(edges, catalogue, agencies)
     table = _pair_table(e)
-    graph = transfer_graph(edges, catalogue, agencies)
+    graph = _graph_of(table)  # as transfer_graph(edges, ...), without preparing them twice
     pairs = table.drop(columns=["from_agency", "to_agency"])
     pairs.index = pd.Index(pairs.index.astype("string"), name=PAIR)
     people = bipartite_features(facts)

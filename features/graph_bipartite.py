@@ -31,25 +31,44 @@ def _pair_weights(facts: pd.DataFrame) -> pd.DataFrame:
 def officer_submitter_graph(facts: pd.DataFrame) -> nx.Graph:
     """Officers (``("officer", id)``) and submitters (``("submitter", id)``), edge weight =
     dossiers they share (``weight``)."""
-    pairs = _pair_weights(facts)
-    graph = nx.Graph()
-    graph.add_nodes_from(("officer", o) for o in sorted(pairs[OFFICER_KEY].unique()))
-    graph.add_nodes_from(("submitter", x) for x in sorted(pairs[s.SUBMITTER_ID].unique()))
-    graph.add_weighted_edges_from(
-        (("officer", o), ("submitter", x), int(n))
-        for o, x, n in pairs.itertuples(index=False, name=None)
+    graph, nodes = _numbered_graph(_pair_weights(facts))
+    return nx.relabel_nodes(graph, dict(enumerate(zip(nodes["kind"], nodes["id"], strict=True))))
+
+
+def _numbered_graph(pairs: pd.DataFrame) -> tuple[nx.Graph, pd.DataFrame]:
+    """The officer-submitter graph with nodes numbered 0, 1, ... and the node table.
+
+    Numbers follow the order of the ``(kind, id)`` labels (officers, then submitters, each
+    sorted), and nodes and edges are inserted in the same order as with those labels, so
+    Louvain visits them alike and finds the same communities; integer nodes hash faster.
+    """
+    officers = np.sort(np.asarray(pairs[OFFICER_KEY].unique(), dtype=object))
+    submitters = np.sort(np.asarray(pairs[s.SUBMITTER_ID].unique(), dtype=object))
+    source = np.searchsorted(officers, pairs[OFFICER_KEY].to_numpy(dtype=object))
+    target = len(officers) + np.searchsorted(
+        submitters, pairs[s.SUBMITTER_ID].to_numpy(dtype=object)
     )
-    return graph
+    graph = nx.Graph()
+    graph.add_nodes_from(range(len(officers) + len(submitters)))
+    weights = pairs["dossiers"].to_numpy(dtype=np.int64)
+    graph.add_weighted_edges_from(
+        zip(source.tolist(), target.tolist(), weights.tolist(), strict=True)
+    )
+    kinds = np.repeat(["officer", "submitter"], [len(officers), len(submitters)])
+    nodes = pd.DataFrame({"kind": kinds, "id": np.concatenate([officers, submitters])})
+    return graph, nodes
 
 
-def _communities(graph: nx.Graph, seed: int) -> pd.DataFrame:
+def _communities(graph: nx.Graph, nodes: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Node -> community id, numbered by decreasing size then smallest member."""
     if graph.number_of_nodes() == 0:
         return pd.DataFrame(columns=["kind", "id", "community_id"])
     found = nx.community.louvain_communities(graph, weight="weight", seed=seed)
     ordered = sorted((sorted(c) for c in found), key=lambda c: (-len(c), c[0]))
-    rows = [(kind, node, k) for k, members in enumerate(ordered) for kind, node in members]
-    return pd.DataFrame(rows, columns=["kind", "id", "community_id"])
+    members = np.concatenate([np.asarray(c, dtype=np.int64) for c in ordered])
+    community = np.repeat(np.arange(len(ordered)), [len(c) for c in ordered])
+    out = nodes.iloc[members].reset_index(drop=True)
+    return out.assign(community_id=community)
 
 
 def bipartite_features(facts: pd.DataFrame, *, seed: int = LOUVAIN_SEED) -> dict[str, pd.DataFrame]:
@@ -60,7 +79,7 @@ def bipartite_features(facts: pd.DataFrame, *, seed: int = LOUVAIN_SEED) -> dict
     """
     facts = facts.sort_values(s.DOSSIER_ID, kind="stable")
     pairs = _pair_weights(facts)
-    members = _communities(officer_submitter_graph(facts), seed)
+    members = _communities(*_numbered_graph(pairs), seed)
     community = {
         kind: members[members["kind"] == kind].set_index("id")["community_id"]
         for kind in ("officer", "submitter")
