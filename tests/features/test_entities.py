@@ -3,8 +3,6 @@ same result from partitions as from the whole log."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -275,17 +273,10 @@ def test_partitions_give_the_whole_log_result() -> None:
 # --- real logs --------------------------------------------------------------------------------
 
 
-def test_entity_features_compute_on_the_receipt_log(data_dir: Path) -> None:
-    from features.ingest import IngestOptions, load_events
-    from tests.conftest import TEST_KEY
-
-    events = load_events(
-        data_dir / "receipt.xes",
-        IngestOptions(tz="Europe/Amsterdam"),
-        pseudonym_key=TEST_KEY,
-        pseudonym_key_id="t1",
-    )
-    cal = WorkingCalendar.for_country("NL", tz="Europe/Amsterdam", first_year=2009, last_year=2013)
+def test_entity_features_compute_on_the_receipt_log(
+    receipt: tuple[pd.DataFrame, WorkingCalendar],
+) -> None:
+    events, cal = receipt
     facts = dossier_facts(events, cal)
     touches, edges = officer_touches(events, cal), transfer_edges(events, cal)
     assert len(facts) == 1434 and facts["main_officer_id"].notna().all()

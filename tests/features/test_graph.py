@@ -3,8 +3,6 @@ the same from partitions as from the whole log."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import networkx as nx
 import pandas as pd
 import pytest
@@ -169,17 +167,10 @@ def test_handovers_after_as_of_never_change_graph_features() -> None:
         pd.testing.assert_frame_equal(full[entity], known[entity])
 
 
-def test_graph_features_compute_on_the_receipt_log(data_dir: Path) -> None:
-    from features.ingest import IngestOptions, load_events
-    from tests.conftest import TEST_KEY
-
-    events = load_events(
-        data_dir / "receipt.xes",
-        IngestOptions(tz="Europe/Amsterdam"),
-        pseudonym_key=TEST_KEY,
-        pseudonym_key_id="t1",
-    )
-    cal = WorkingCalendar.for_country("NL", tz="Europe/Amsterdam", first_year=2009, last_year=2013)
+def test_graph_features_compute_on_the_receipt_log(
+    receipt: tuple[pd.DataFrame, WorkingCalendar],
+) -> None:
+    events, cal = receipt
     from features.entities import dossier_facts, officer_touches, transfer_edges
 
     facts = dossier_facts(events, cal)
