@@ -10,6 +10,7 @@ dossiers (one segment per (dossier, cut)) without a Python loop per dossier.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -339,6 +340,20 @@ def _first_present(present: np.ndarray, seg: Segments) -> np.ndarray:
     return first
 
 
+#: the per-event arrays of DossierEvents, selected together whenever rows are taken.
+_EVENT_ARRAYS = (
+    "rows", "t", "w", "office", "holiday", "activity", "vocab", "agency", "officer", "target",
+    "recorded", "rating",
+)  # fmt: skip
+
+
+def _event_rows(ev: DossierEvents, rows: slice | np.ndarray) -> dict[str, Any]:
+    """``ev``'s per-event arrays restricted to ``rows`` (views for a slice)."""
+    taken: dict[str, Any] = {name: getattr(ev, name)[rows] for name in _EVENT_ARRAYS}
+    taken["via"] = None if ev.via is None else ev.via[rows]
+    return taken
+
+
 def blocks(ev: DossierEvents, events_per_block: int) -> list[DossierEvents]:
     """``ev`` cut into runs of whole segments of about ``events_per_block`` events each.
 
@@ -370,19 +385,7 @@ def segment_range(ev: DossierEvents, lo: int, hi: int) -> DossierEvents:
     return replace(
         ev,
         seg=part,
-        rows=ev.rows[rows],
-        t=ev.t[rows],
-        w=ev.w[rows],
-        office=ev.office[rows],
-        holiday=ev.holiday[rows],
-        activity=ev.activity[rows],
-        vocab=ev.vocab[rows],
-        agency=ev.agency[rows],
-        officer=ev.officer[rows],
-        target=ev.target[rows],
-        recorded=ev.recorded[rows],
-        rating=ev.rating[rows],
-        via=None if ev.via is None else ev.via[rows],
+        **_event_rows(ev, rows),
         dossier=ev.dossier.iloc[lo:hi],
         cut=None if ev.cut is None else ev.cut[lo:hi],
         cut_w=None if ev.cut_w is None else ev.cut_w[lo:hi],
@@ -415,19 +418,7 @@ def expand_prefixes(
     return replace(
         base,
         seg=new_seg,
-        rows=base.rows[take],
-        t=base.t[take],
-        w=base.w[take],
-        office=base.office[take],
-        holiday=base.holiday[take],
-        activity=base.activity[take],
-        vocab=base.vocab[take],
-        agency=base.agency[take],
-        officer=base.officer[take],
-        target=base.target[take],
-        recorded=base.recorded[take],
-        rating=base.rating[take],
-        via=None if base.via is None else base.via[take],
+        **_event_rows(base, take),
         dossier=dossier,
         cut=cut,
         cut_w=cut_w,
