@@ -8,6 +8,7 @@ import pytest
 
 from features.clock import dossier_clock
 from simulator import ANOMALY_TYPES, default_catalogue
+from simulator.config import ENTITY_ANOMALIES
 from tests.simulator.helpers import calendar, labelled, normal, statutory_days, with_units
 
 
@@ -16,14 +17,7 @@ def test_every_anomaly_type_is_injected(anomalous_log):
     for anomaly in ANOMALY_TYPES:
         assert counts.get(anomaly, 0) >= 3, anomaly
     entity_types = set(anomalous_log.labels_entities.anomaly_type)
-    assert {
-        "favouritism",
-        "selective_slowness",
-        "off_hours_approvals",
-        "agency_holds",
-        "rating_stuffing",
-        "intermediary_fanout",
-    } <= entity_types
+    assert set(ENTITY_ANOMALIES) <= entity_types
 
 
 def test_entities_of_labels_appear_in_the_events(anomalous_log):
