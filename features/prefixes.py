@@ -27,7 +27,7 @@ from features.dossiers import features_of
 from features.process import NormalProcess
 from features.registry import FeatureSpec
 
-__all__ = ["SPECS", "backlog", "prefix_features", "training_prefixes"]
+__all__ = ["SPECS", "backlog", "held", "prefix_features", "prefixes_at", "training_prefixes"]
 
 FAMILY = "open_dossier"
 SPECS: tuple[FeatureSpec, ...] = (
@@ -63,6 +63,12 @@ SPECS: tuple[FeatureSpec, ...] = (
         FAMILY,
     ),
     FeatureSpec(
+        "officer_backlog",
+        "Open dossiers whose latest step was done by the officer of this one's latest step",
+        "count",
+        FAMILY,
+    ),
+    FeatureSpec(
         "finished_at", "When the dossier ended (label, known afterwards)", "category", "label"
     ),
     FeatureSpec(
@@ -86,11 +92,19 @@ def backlog(base: DossierEvents, agency: np.ndarray, at: np.ndarray) -> np.ndarr
     """Open dossiers of ``base`` held by each ``agency`` code at each instant ``at``.
 
     A dossier is held by agency A over [t_i, t_i+1) when its event i left it at A, until
-    its first terminal event. Counted with sorted interval ends and ``searchsorted``.
+    its first terminal event.
+    """
+    return held(base, _current_agency(base), agency, at)
+
+
+def held(base: DossierEvents, holder: np.ndarray, query: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Open dossiers of ``base`` whose ``holder`` code (one per event, -1 none) after their
+    latest event is each ``query`` code at each instant ``at``; NaN where the query is -1.
+    Counted with sorted interval ends and ``searchsorted``, no loop over dossiers.
     """
     n = len(base)
     seg = base.seg
-    holder = _current_agency(base)
+    holder = np.asarray(holder, dtype=np.int64)
     terminal = vocab_mask(base, *s.TERMINAL_ACTIVITIES)
     pos = np.arange(n)
     head = seg.starts[seg.group] if n else pos
@@ -101,18 +115,18 @@ def backlog(base: DossierEvents, agency: np.ndarray, at: np.ndarray) -> np.ndarr
         end[:-1] = base.t[1:]
         end[seg.ends - 1] = _NEVER
     start, end, holder = base.t[live], end[live], holder[live]
-    agency = np.asarray(agency, dtype=np.int64)
+    code = np.asarray(query, dtype=np.int64)
     at = np.asarray(at, dtype=np.int64)
     values, inverse = np.unique(np.r_[start, end, at], return_inverse=True)
     span = len(values) + 1
     k, m = len(start), len(end)
     start_key = np.sort(holder * span + inverse[:k])
     end_key = np.sort(holder * span + inverse[k : k + m])
-    query = np.maximum(agency, 0) * span + inverse[k + m :]
-    count = np.searchsorted(start_key, query, side="right") - np.searchsorted(
-        end_key, query, side="right"
+    key = np.maximum(code, 0) * span + inverse[k + m :]
+    count = np.searchsorted(start_key, key, side="right") - np.searchsorted(
+        end_key, key, side="right"
     )
-    return np.where(agency >= 0, count, np.nan)
+    return np.where(code >= 0, count, np.nan)
 
 
 def _prefix_frame(
@@ -141,6 +155,7 @@ def _prefix_frame(
     assert ev.cut is not None and ev.cut_w is not None
     frame["waiting_days"] = (ev.cut_w - ev.w[last]) / ev.day_ns
     frame["unit_backlog"] = backlog(base, _current_agency(ev)[last], ev.cut)
+    frame["officer_backlog"] = held(base, base.officer, ev.officer[last], ev.cut)
     cuts = pd.DatetimeIndex(ev.cut.astype("datetime64[ns]")).tz_localize("UTC")
     frame.index = pd.MultiIndex.from_arrays(
         [ev.seg.ids, cuts.tz_convert(calendar.tz)], names=[s.DOSSIER_ID, "cut"]
@@ -168,6 +183,38 @@ def prefix_features(
     cut = np.full(len(started), stamp.as_unit("ns").value, dtype=np.int64)
     frame = _prefix_frame(base, calendar, started, cut, catalogue, agencies, process)
     return frame.droplevel("cut")
+
+
+def prefixes_at(
+    events: pd.DataFrame,
+    calendar: WorkingCalendar,
+    cuts: pd.Series,
+    *,
+    catalogue: Catalogue | None = None,
+    agencies: pd.DataFrame | None = None,
+    process: NormalProcess | None = None,
+) -> pd.DataFrame:
+    """Open-dossier features at given instants: ``cuts`` maps dossier ids (repeatable) to
+    tz-aware times. Indexed by (dossier_id, cut); a cut before the dossier's first event or
+    at or after its first terminal event gives no row. Only events with timestamp <= each cut are read.
+    """
+    if len(cuts) and not isinstance(cuts.dtype, pd.DatetimeTZDtype):
+        raise s.EventSchemaError("cut times must be tz-aware", column="cut")
+    base = prepare(events, calendar)
+    segment = base.seg.ids.get_indexer(cuts.index)
+    ns = cuts.dt.as_unit("ns").to_numpy(dtype="datetime64[ns]").view(np.int64)
+    known = (segment >= 0) & (ns != np.iinfo(np.int64).min)
+    pairs = pd.DataFrame({"segment": segment[known], "cut": ns[known]})
+    pairs = pairs.drop_duplicates().sort_values(["segment", "cut"], kind="stable")
+    return _prefix_frame(
+        base,
+        calendar,
+        pairs["segment"].to_numpy(),
+        pairs["cut"].to_numpy(),
+        catalogue,
+        agencies,
+        process,
+    )
 
 
 def training_prefixes(

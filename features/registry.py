@@ -44,6 +44,8 @@ FEATURE_MODULES = (
     "features.process",
     "features.entities",
     "features.graph",
+    "features.context",
+    "features.recent",
 )
 
 

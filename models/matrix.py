@@ -1,0 +1,84 @@
+"""The model matrix: which columns a model reads, in which order, and the categories of
+each categorical column, fixed at fit time so that scoring maps any input onto the same
+codes (an unseen category becomes missing, never a new code)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features import schema as s
+
+__all__ = ["FeatureMatrix", "MissingFeatureError"]
+
+
+class MissingFeatureError(s.GiamSatError, KeyError):
+    """A table lacks a column the fitted model reads."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class FeatureMatrix:
+    """Columns (numeric first, then categorical) and the categories of the latter."""
+
+    numeric: tuple[str, ...]
+    categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categories]
+
+    @classmethod
+    def fit(
+        cls,
+        table: pd.DataFrame,
+        *,
+        exclude: Iterable[str] = (),
+        categorical: Iterable[str] = (),
+        max_categories: int = 500,
+    ) -> FeatureMatrix:
+        """Numeric columns of ``table`` and the named categorical ones, minus ``exclude``.
+
+        A categorical column keeps its ``max_categories`` most frequent values."""
+        skip = set(exclude)
+        cats = [c for c in categorical if c in table and c not in skip]
+        numeric = [
+            c
+            for c in table.columns
+            if c not in skip and c not in cats and pd.api.types.is_numeric_dtype(table[c])
+            and not pd.api.types.is_bool_dtype(table[c])
+        ]  # fmt: skip
+        categories = {}
+        for c in cats:
+            counts = table[c].astype("string").value_counts(dropna=True)
+            categories[c] = tuple(sorted(counts.index[:max_categories].astype(str)))
+        return cls(tuple(numeric), categories)
+
+    def transform(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The matrix of ``table``: float64 numeric columns, fixed categoricals."""
+        missing = [c for c in self.columns if c not in table]
+        if missing:
+            raise MissingFeatureError(f"the table lacks the model's columns {missing}")
+        out = {c: pd.to_numeric(table[c], errors="coerce").astype(np.float64).to_numpy()
+               for c in self.numeric}  # fmt: skip
+        frame = pd.DataFrame(out, index=table.index)
+        for c, values in self.categories.items():
+            frame[c] = pd.Categorical(
+                table[c].astype("string").to_numpy(dtype=object, na_value=None),
+                categories=list(values),
+            )
+        return frame
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"numeric": list(self.numeric), "categories": {k: list(v) for k, v in
+                                                                self.categories.items()}}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureMatrix:
+        return cls(tuple(data["numeric"]), {k: tuple(v) for k, v in data["categories"].items()})
