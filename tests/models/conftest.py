@@ -1,0 +1,49 @@
+"""Shared fixtures of the model tests: one simulated province over a few months, with its
+ground truth, simulated once per test session (per xdist worker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pytest
+
+from features.calendar import WorkingCalendar
+from features.engine import Reference
+from simulator import SimulationConfig, simulate_log
+from simulator.run import default_catalogue
+from tests.conftest import TEST_KEY
+
+
+@dataclass(frozen=True)
+class ModelLog:
+    """A simulated log ready for the models: events, reference data and labels."""
+
+    events: pd.DataFrame
+    ref: Reference
+    labels: pd.DataFrame  # per dossier: late, reported_on_time, anomaly_type, entity
+    entity_labels: pd.DataFrame
+
+
+def simulated_model_log(months: int = 4, seed: int = 21) -> ModelLog:
+    """A province over ``months`` months (about 10,000 dossiers a month)."""
+    from giamsat.settings import get_settings
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GIAMSAT_PSEUDONYM_KEY", TEST_KEY.decode())
+        mp.setenv("GIAMSAT_ENVIRONMENT", "test")
+        get_settings.cache_clear()
+        try:
+            sim = simulate_log(SimulationConfig(months=months, seed=seed))
+        finally:
+            get_settings.cache_clear()
+    calendar = WorkingCalendar.for_country("VN", tz="Asia/Ho_Chi_Minh")
+    agencies = sim.agencies[["agency_id", "unit_type"]].astype("string")
+    ref = Reference(calendar, default_catalogue(), agencies)
+    labels = sim.labels_dossiers.set_index("dossier_id")
+    return ModelLog(sim.events, ref, labels, sim.labels_entities)
+
+
+@pytest.fixture(scope="session")
+def model_log() -> ModelLog:
+    return simulated_model_log()
