@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -22,6 +23,7 @@ from features.catalogue import Catalogue
 from features.entities import join_entity_features
 from features.entity_stats import IQR_TO_SIGMA, as_timestamp, complement_quantiles, safe_ratio
 from features.graph_bipartite import bipartite_features, officer_submitter_graph
+from features.graph_centrality import betweenness, pagerank
 from features.graph_specs import SPECS
 
 __all__ = [
@@ -136,6 +138,28 @@ def transfer_graph(
     return _graph_of(_pair_table(_prepared_edges(edges, catalogue, agencies)))
 
 
+class TransferArrays(NamedTuple):
+    """The transfer graph as integer edges into its sorted agencies (for centralities)."""
+
+    nodes: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    volume: np.ndarray
+
+    @classmethod
+    def of(cls, table: pd.DataFrame) -> TransferArrays:
+        """The edges of a pair table (:func:`_pair_table`), one per agency pair."""
+        sources = table["from_agency"].to_numpy(dtype=object)
+        targets = table["to_agency"].to_numpy(dtype=object)
+        nodes = np.array(sorted(set(sources) | set(targets)), dtype=object)
+        return cls(
+            nodes,
+            np.searchsorted(nodes, sources).astype(np.int64),
+            np.searchsorted(nodes, targets).astype(np.int64),
+            table["volume"].to_numpy(dtype="float64"),
+        )
+
+
 def _graph_of(table: pd.DataFrame) -> nx.DiGraph:
     """The transfer graph of a pair table (:func:`_pair_table`)."""
     graph = nx.DiGraph()
@@ -148,30 +172,6 @@ def _graph_of(table: pd.DataFrame) -> nx.DiGraph:
     return graph
 
 
-def _pagerank(graph: nx.DiGraph, alpha: float = 0.85, tol: float = 1e-10) -> dict[str, float]:
-    """PageRank weighted by volume (as ``networkx.pagerank``, without scipy)."""
-    nodes = list(graph.nodes)
-    n = len(nodes)
-    if n == 0:
-        return {}
-    where = {node: i for i, node in enumerate(nodes)}
-    src = np.array([where[u] for u, _ in graph.edges], dtype=np.int64)
-    dst = np.array([where[v] for _, v in graph.edges], dtype=np.int64)
-    w = np.array([d["volume"] for _, _, d in graph.edges(data=True)], dtype="float64")
-    out_w = np.bincount(src, weights=w, minlength=n)
-    dangling = out_w == 0
-    share = w / np.where(out_w[src] > 0, out_w[src], 1.0)
-    x = np.full(n, 1.0 / n)
-    for _ in range(1000):
-        spread = np.bincount(dst, weights=x[src] * share, minlength=n)
-        new = alpha * (spread + x[dangling].sum() / n) + (1 - alpha) / n
-        done = np.abs(new - x).sum() < n * tol
-        x = new
-        if done:
-            break
-    return dict(zip(nodes, x / x.sum(), strict=True))
-
-
 def _cycles3(table: pd.DataFrame) -> pd.Series:
     """Directed three-agency cycles through each agency (a -> b -> c -> a)."""
     p = table.loc[table["from_agency"] != table["to_agency"], ["from_agency", "to_agency"]]
@@ -182,17 +182,19 @@ def _cycles3(table: pd.DataFrame) -> pd.Series:
     return back.groupby("a", sort=True).size()
 
 
-def _agency_table(e: pd.DataFrame, table: pd.DataFrame, graph: nx.DiGraph) -> pd.DataFrame:
-    nodes = sorted(graph.nodes)
+def _agency_table(e: pd.DataFrame, table: pd.DataFrame, graph: TransferArrays) -> pd.DataFrame:
+    nodes = graph.nodes
+    n = len(nodes)
     out = pd.DataFrame(index=pd.Index(nodes, name=s.AGENCY_ID, dtype=object))
     out["in_volume"] = table.groupby("to_agency")["volume"].sum()
     out["out_volume"] = table.groupby("from_agency")["volume"].sum()
     out["in_partners"] = table.groupby("to_agency").size()
     out["out_partners"] = table.groupby("from_agency").size()
     out = out.fillna(0).astype(np.int64)
-    out["degree_centrality"] = pd.Series(nx.degree_centrality(graph)) if nodes else []
-    out["betweenness"] = pd.Series(nx.betweenness_centrality(graph)) if nodes else []
-    out["pagerank"] = pd.Series(_pagerank(graph))
+    degree = (out["in_partners"] + out["out_partners"]).to_numpy(dtype="float64")
+    out["degree_centrality"] = degree / (n - 1) if n > 1 else np.ones(n)  # as networkx
+    out["betweenness"] = betweenness(graph.src, graph.dst, n)
+    out["pagerank"] = pagerank(graph.src, graph.dst, graph.volume, n)
     mutual = table[table["reciprocal_volume"] > 0].groupby("from_agency")["volume"].sum()
     out["reciprocity_share"] = safe_ratio(mutual.reindex(out.index).fillna(0), out["out_volume"])
     out["cycles3"] = _cycles3(table).reindex(out.index).fillna(0).astype(np.int64)
@@ -271,7 +273,7 @@ def graph_features(
         facts = facts[(facts["started_at"] <= stamp).to_numpy(dtype=bool, na_value=False)]
     e = _prepared_edges(edges, catalogue, agencies)
     table = _pair_table(e)
-    graph = _graph_of(table)  # as transfer_graph(edges, ...), without preparing them twice
+    graph = TransferArrays.of(table)
     pairs = table.drop(columns=["from_agency", "to_agency"])
     pairs.index = pd.Index(pairs.index.astype("string"), name=PAIR)
     people = bipartite_features(facts)

@@ -138,6 +138,26 @@ def test_a_ring_of_one_officer_and_two_intermediaries_is_one_community() -> None
     assert (officer.loc[["o0", "o1"], "community_id"] != ring).all()
 
 
+def test_an_intermediary_of_one_officer_is_in_that_officers_community() -> None:
+    rows: list[dict] = []
+    for i in range(6):  # two pairs of officers, each pair sharing intermediaries
+        rows += dossier(f"a{i}", i, officer=f"o{i % 2}", submitter=f"sa{i % 3}")
+        rows += dossier(f"b{i}", i, officer=f"o{2 + i % 2}", submitter=f"sb{i % 3}")
+    for i in range(8):  # intermediaries who only ever saw one officer (folded leaves)
+        rows += dossier(f"x{i}", i, officer=f"o{i % 4}", submitter=f"x{i}")
+    frames = features_of(rows)
+    officer, submitter = frames["officer"], frames["submitter"]
+    for i in range(8):
+        assert submitter.loc[f"x{i}", "community_id"] == officer.loc[f"o{i % 4}", "community_id"]
+    assert officer.loc["o0", "community_id"] == officer.loc["o1", "community_id"]
+    assert officer.loc["o0", "community_id"] != officer.loc["o2", "community_id"]
+    # both communities: 2 officers, 3 shared and 4 one-officer intermediaries
+    assert officer["community_size"].tolist() == [9, 9, 9, 9]
+    assert officer.loc["o0", "community_dossiers"] == 6 + 4
+    again = features_of(rows)
+    pd.testing.assert_frame_equal(again["submitter"], submitter)
+
+
 def test_graph_features_are_the_same_from_partitions_and_registered() -> None:
     events = mixed_log(5, n=90)
     whole, parts = stage_a(events), stage_a_by_parts(events)
