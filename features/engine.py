@@ -22,11 +22,20 @@ from features import schema as s
 from features.calendar import WorkingCalendar
 from features.catalogue import Catalogue
 from features.dossiers import dossier_features
-from features.entities import entity_features, join_entity_features, officer_submitter_pairs
+from features.entities import (
+    DEFAULT_WINDOWS,
+    ENTITY_KEYS,
+    combine_windows,
+    entity_tables,
+    entity_window,
+    join_entity_features,
+    pairs_of,
+)
 from features.entity_facts import dossier_facts, officer_touches, transfer_edges
 from features.eventstore import EventStore, bucket_of
-from features.graph import graph_features, join_graph_features
+from features.graph import join_graph_features, submit_graph_features
 from features.process import NormalProcess
+from features.tasks import IN_PROCESS, OnCluster, Runner
 
 Engine = Literal["pandas", "dask"]
 Progress = Callable[[int, int], None]
@@ -57,14 +66,6 @@ class StageA:
     touches: pd.DataFrame
     edges: pd.DataFrame
 
-    @classmethod
-    def concat(cls, parts: Sequence[StageA]) -> StageA:
-        def cat(name: str) -> pd.DataFrame:
-            frames = [getattr(p, name) for p in parts]
-            return pd.concat(frames) if len(frames) > 1 else frames[0]
-
-        return cls(cat("dossiers"), cat("facts"), cat("touches"), cat("edges"))
-
 
 @dataclass
 class FeatureSet:
@@ -94,22 +95,66 @@ def dossier_stage(events: pd.DataFrame, ref: Reference, as_of: pd.Timestamp | No
     )
 
 
-def entity_stage(a: StageA, ref: Reference, as_of: pd.Timestamp) -> FeatureSet:
-    """Stage B: entity and graph features from the stage-A tables, joined to dossiers."""
-    facts = a.facts.sort_values(s.DOSSIER_ID, kind="stable")
-    touches = a.touches.sort_values([s.DOSSIER_ID, s.OFFICER_ID], kind="stable")
-    edges = a.edges.sort_values([s.DOSSIER_ID, "at"], kind="stable")
-    entity = entity_features(facts, touches, edges, as_of)
-    graph = graph_features(
-        edges, facts, touches, catalogue=ref.catalogue, agencies=ref.agencies, as_of=as_of
+#: How each stage-A table is put in one canonical order (partitions arrive in any order).
+_CANONICAL: dict[str, list[str]] = {
+    "facts": [s.DOSSIER_ID],
+    "touches": [s.DOSSIER_ID, s.OFFICER_ID],
+    "edges": [s.DOSSIER_ID, "at"],
+}
+
+
+def _stage_table(name: str, *parts: StageA) -> pd.DataFrame:
+    """One stage-A table of all partitions, in canonical order."""
+    frames = [getattr(p, name) for p in parts]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return frame.sort_values(_CANONICAL[name], kind="stable", ignore_index=True)
+
+
+def _part_dossiers(part: StageA) -> pd.DataFrame:
+    return part.dossiers
+
+
+def _entity_keys(facts: pd.DataFrame) -> pd.DataFrame:
+    """The columns of the facts that name a dossier's entities (what the join needs)."""
+    return facts[[s.DOSSIER_ID, *ENTITY_KEYS.values()]]
+
+
+def entity_stage(
+    a: StageA | Sequence[Any],
+    ref: Reference,
+    as_of: pd.Timestamp | None,
+    run: Runner = IN_PROCESS,
+) -> FeatureSet:
+    """Stage B: entity and graph features from the stage-A tables, joined to dossiers.
+
+    ``a`` is stage A of the whole log, or handles on ``run`` of the stage A of partitions.
+    Every step is a call on ``run``: in process they run one after the other; on a
+    cluster they are tasks (Louvain, the transfer tables, betweenness shares, each entity
+    window, the officer-intermediary pairs) that run side by side on the workers, and only
+    their results come back to be joined to the dossiers here.
+    """
+    parts = [a] if isinstance(a, StageA) else list(a)
+    facts = run.submit(_stage_table, "facts", *parts)
+    edges = run.submit(_stage_table, "edges", *parts)
+    stamp = _as_of(as_of, run.result(run.submit(_last_time, facts)))
+    transfer, people = submit_graph_features(
+        run, edges, facts, catalogue=ref.catalogue, agencies=ref.agencies, as_of=stamp
     )
-    dossiers = a.dossiers.sort_index(kind="stable")
-    keyed = facts.set_index(s.DOSSIER_ID).reindex(dossiers.index).reset_index()
+    touches = run.submit(_stage_table, "touches", *parts)
+    tables = run.submit(entity_tables, facts, touches, edges, stamp)
+    windows = [run.submit(entity_window, tables, stamp, w) for w in DEFAULT_WINDOWS]
+    pairs = run.submit(pairs_of, tables, stamp)
+    keys = run.submit(_entity_keys, facts)
+    frames = [run.result(run.submit(_part_dossiers, p)) for p in parts]
+    dossiers = (pd.concat(frames) if len(frames) > 1 else frames[0]).sort_index(kind="stable")
+    keyed = run.result(keys).set_index(s.DOSSIER_ID).reindex(dossiers.index).reset_index()
+    entity = combine_windows([run.result(w) for w in windows])
+    graph = {**run.result(transfer), **run.result(people)}
     joined = join_graph_features(join_entity_features(keyed, entity), graph)
     extra = joined.drop(columns=list(keyed.columns)).set_axis(dossiers.index)
     entities = {**entity, **{f"graph_{k}": v for k, v in graph.items()}}
-    entities["officer_submitter"] = officer_submitter_pairs(facts, touches, as_of)
-    return FeatureSet(dossiers.join(extra), entities, as_of)
+    entities["officer_submitter"] = run.result(pairs)
+    return FeatureSet(dossiers.join(extra), entities, stamp)
 
 
 def fit_reference(
@@ -147,7 +192,7 @@ def compute_features(
         a = dossier_stage(events, ref, as_of)
         if progress:
             progress(1, 1)
-        return entity_stage(a, ref, _as_of(as_of, a))
+        return entity_stage(a, ref, as_of)
     if engine == "dask":
         return _dask_features(
             source, calendar, catalogue, agencies, as_of, scheduler, workers, partitions, progress
@@ -155,12 +200,14 @@ def compute_features(
     raise EngineError(f"unknown engine {engine!r}: use 'pandas' or 'dask'")
 
 
-def _as_of(as_of: pd.Timestamp | None, a: StageA) -> pd.Timestamp:
-    """Without an explicit time, entity windows end at the last event of the log."""
-    if as_of is not None:
-        return as_of
-    ends = a.facts["last_event_at"] if "last_event_at" in a.facts else a.facts["started_at"]
+def _last_time(facts: pd.DataFrame) -> pd.Timestamp:
+    ends = facts["last_event_at"] if "last_event_at" in facts else facts["started_at"]
     return pd.Timestamp(ends.max())
+
+
+def _as_of(as_of: pd.Timestamp | None, last: pd.Timestamp) -> pd.Timestamp:
+    """Without an explicit time, entity windows end at the last event of the log."""
+    return as_of if as_of is not None else last
 
 
 def _read_bucket(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
@@ -217,14 +264,11 @@ def _dask_features(
             chunks = [c for c in chunks if len(c)]
             scattered = client.scatter(chunks)
             futures = client.map(dossier_stage, scattered, ref=ref, as_of=as_of)
-        results: list[Any] = []
-        for done, future in enumerate(as_completed(futures), start=1):
-            results.append(future.result())
+        for done, _ in enumerate(as_completed(futures), start=1):
             if progress:
                 progress(done, len(futures))
+        return entity_stage(futures, ref, as_of, OnCluster(client))
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-    a = StageA.concat(results)
-    return entity_stage(a, ref, _as_of(as_of, a))

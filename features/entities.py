@@ -7,6 +7,13 @@ Two stages, so that a Dask engine gives the pandas result exactly:
   small tables: :func:`dossier_facts`, :func:`officer_touches`, :func:`transfer_edges`;
 * stage B (this module) aggregates those tables, concatenated in any order:
   :func:`entity_features`, :func:`officer_submitter_pairs`, :func:`join_entity_features`.
+  Its steps are separate functions so that an engine can run them as tasks: the tables
+  are prepared once (:func:`entity_tables`), each window is one call
+  (:func:`entity_window`, statistics in :mod:`features.entity_aggregates`) and the windows
+  are put side by side (:func:`combine_windows`).
+
+Windows are calendar days ending at ``as_of`` (``90D``) or all history up to it (``all``):
+on a sparse log whose last year starts no dossier only ``all`` has rows.
 
 Point in time: stage B counts only dossiers started at or before ``as_of``, and an outcome
 (duration, late) only once the dossier ended by ``as_of``; a holding time only once the
@@ -17,26 +24,36 @@ features at ``as_of`` build stage A with the same ``as_of``: then nothing after 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from features import schema as s
+from features.entity_aggregates import (
+    ENTITY_KEYS,
+    agency_stats,
+    dossier_stats,
+    officer_pairs,
+    officer_stats,
+    pair_stats,
+    submitter_stats,
+    with_handling_ratio,
+    with_norms,
+)
 from features.entity_facts import dossier_facts, officer_touches, transfer_edges
-from features.entity_specs import SPECS, WINDOWS
+from features.entity_specs import ALL_HISTORY, DEFAULT_WINDOWS, SPECS, WINDOWS
 from features.entity_stats import (
-    IQR_TO_SIGMA,
     as_timestamp,
-    complement_quantiles,
     object_values,
-    safe_ratio,
     window_label,
 )
 from features.registry import UnregisteredFeatureError
 
 __all__ = [
+    "DEFAULT_WINDOWS",
     "ENTITY_KEYS",
     "SPECS",
     "WINDOWS",
@@ -48,13 +65,6 @@ __all__ = [
     "transfer_edges",
 ]
 
-#: The column of a dossier table (:func:`dossier_facts`) naming each entity it belongs to.
-ENTITY_KEYS: dict[str, str] = {
-    "officer": "main_officer_id",
-    "agency": "first_agency_id",
-    "procedure": s.PROCEDURE_CODE,
-    "submitter": s.SUBMITTER_ID,
-}
 #: Index name of each entity frame.
 INDEX_NAMES: dict[str, str] = {
     "officer": s.OFFICER_ID,
@@ -63,8 +73,6 @@ INDEX_NAMES: dict[str, str] = {
     "submitter": s.SUBMITTER_ID,
     "agency_pair": "agency_pair",
 }
-#: Pairs with fewer dossiers do not enter an officer's ``favour_ratio_min``.
-MIN_PAIR_DOSSIERS = 3
 _COUNTS = {
     "dossiers",
     "finished",
@@ -123,160 +131,32 @@ def _edges_at(edges: pd.DataFrame, f: pd.DataFrame, as_of: pd.Timestamp) -> pd.D
 
 
 def _in_window(times: pd.Series, as_of: pd.Timestamp, window: str) -> np.ndarray:
+    """Rows in ``(as_of - window, as_of]``; the tables are already cut at ``as_of``, so the
+    all-history window (:data:`ALL_HISTORY`) keeps every row."""
+    if window.upper() == ALL_HISTORY:
+        return np.ones(len(times), dtype=bool)
     return (times > as_of - pd.Timedelta(window)).to_numpy(dtype=bool, na_value=False)
 
 
-# --- per-entity statistics -----------------------------------------------------------------
-
-
-def _with_norms(f: pd.DataFrame) -> pd.DataFrame:
-    """Duration relative to the median duration of the procedure over the same window."""
-    norm = f.groupby("_proc", sort=True)["_duration"].transform("median")
-    return f.assign(_speed=safe_ratio(f["_duration"], norm))
-
-
-def _dossier_stats(f: pd.DataFrame, key: str) -> pd.DataFrame:
-    g = f[f[key].notna()].groupby(key, sort=True)
-    return pd.DataFrame(
-        {
-            "dossiers": g.size(),
-            "finished": g["_known"].sum(),
-            "speed_ratio_p50": g["_speed"].median(),
-            "speed_ratio_p90": g["_speed"].quantile(0.9),
-            "late_share": g["_late"].mean(),
-            "supplement_rate": g["supplement_requests"].mean().astype("float64"),
-            "offhours_share": g["offhours_share"].mean(),
-            "approval_offhours_share": g["_approval_off"].mean(),
-            "rating_mean": g["rating"].mean(),
-            "rating_5star_share": g["_five"].mean(),
-            "rating_count": g["rating"].count(),
-            "rating_std": g["rating"].std(),
-        }
-    )
-
-
-def _share_of_top(f: pd.DataFrame, key: str, other: str) -> pd.Series:
-    """Per ``key``: the share of its dossiers whose ``other`` is its most frequent one."""
-    both = f[f[key].notna() & f[other].notna()]
-    top = both.groupby([key, other], sort=True).size().groupby(level=0).max()
-    total = f[f[key].notna()].groupby(key, sort=True).size()
-    return pd.Series(safe_ratio(top.reindex(total.index, fill_value=0), total), total.index)
-
-
-def _officer_stats(f: pd.DataFrame, t: pd.DataFrame) -> pd.DataFrame:
-    key = ENTITY_KEYS["officer"]
-    out = _dossier_stats(f, key).drop(columns="offhours_share")
-    mine = f[f[key].notna()]
-    g = mine.groupby(key, sort=True)
-    out["top_submitter_share"] = _share_of_top(f, key, s.SUBMITTER_ID)
-    out["submitted_share"] = g["_submitted"].mean()
-    direct = mine["_late"].where(~mine["_submitted"])
-    out["late_share_direct"] = direct.groupby(mine[key], sort=True).mean()
-    out["late_share_submitted"] = mine["_late"].where(mine["_submitted"]).groupby(mine[key]).mean()
-    gt = t.groupby(s.OFFICER_ID, sort=True)
-    touched = pd.DataFrame(
-        {
-            "touches": gt["touches"].sum(),
-            "touched_dossiers": gt.size(),
-            "handling_ratio_p50": gt["_hratio"].median(),
-            "offhours_share": safe_ratio(gt["offhours_touches"].sum(), gt["touches"].sum()),
-        }
-    )
-    pairs = _pairs(t)
-    strong = pairs[pairs["pair_dossiers"] >= MIN_PAIR_DOSSIERS]
-    touched["favour_ratio_min"] = strong.groupby(level=0)["favour_ratio"].min()
-    return out.join(touched, how="outer")
-
-
-def _submitter_stats(f: pd.DataFrame) -> pd.DataFrame:
-    key = ENTITY_KEYS["submitter"]
-    out = _dossier_stats(f, key)
-    g = f[f[key].notna()].groupby(key, sort=True)
-    out["applicants"] = g[s.APPLICANT_ID].nunique()
-    out["procedures"] = g[s.PROCEDURE_CODE].nunique()
-    out["officers"] = g[ENTITY_KEYS["officer"]].nunique()
-    out["applicants_per_dossier"] = safe_ratio(out["applicants"], out["dossiers"])
-    out["top_officer_share"] = _share_of_top(f, key, ENTITY_KEYS["officer"])
-    return out
-
-
-def _agency_stats(f: pd.DataFrame, e: pd.DataFrame) -> pd.DataFrame:
-    out = _dossier_stats(f, ENTITY_KEYS["agency"])
-    moves = pd.DataFrame(
-        {
-            "transfers_in": e.groupby("to_agency", sort=True).size(),
-            "transfers_out": e.groupby("from_agency", sort=True).size(),
-            "holding_days_p50": e.groupby("to_agency", sort=True)["_hold"].median(),
-        }
-    )
-    return out.join(moves, how="outer")
-
-
-def _pair_stats(e: pd.DataFrame) -> pd.DataFrame:
-    g = e.groupby("agency_pair", sort=True)
-    once = e.drop_duplicates(["agency_pair", s.DOSSIER_ID])
-    return pd.DataFrame(
-        {
-            "transfers": g.size(),
-            "transfer_dossiers": once.groupby("agency_pair", sort=True).size(),
-            "holding_days_p50": g["_hold"].median(),
-            "holding_days_p90": g["_hold"].quantile(0.9),
-            "late_share": once.groupby("agency_pair", sort=True)["_late"].mean(),
-        }
-    )
-
-
-def _with_handling_ratio(t: pd.DataFrame) -> pd.DataFrame:
-    norm = t.groupby("_proc", sort=True)["handling_days"].transform("median")
-    return t.assign(_hratio=safe_ratio(t["handling_days"], norm))
-
-
-def _pairs(t: pd.DataFrame) -> pd.DataFrame:
-    """Officer x submitter rows of :func:`officer_submitter_pairs` from prepared touches."""
-    sub = t[s.SUBMITTER_ID].fillna("")
-    keys = [t[s.OFFICER_ID], sub.rename("_sub")]
-    g = t.groupby(keys, sort=True)
-    late = t["_late"]
-    own = pd.DataFrame(
-        {
-            "pair_dossiers": g.size(),
-            "pair_handling_ratio_p50": g["_hratio"].median(),
-            "_late_sum": g["_late"].sum(),
-            "_late_n": g["_late"].count(),
-        }
-    )
-    per_officer = t.groupby(s.OFFICER_ID, sort=True)
-    officers = own.index.get_level_values(0)
-    n_all = per_officer.size().reindex(officers).to_numpy()
-    late_sum = late.groupby(t[s.OFFICER_ID]).sum().reindex(officers).to_numpy()
-    late_n = late.groupby(t[s.OFFICER_ID]).count().reindex(officers).to_numpy()
-    comp = complement_quantiles(t[s.OFFICER_ID], sub, t["_hratio"], (0.25, 0.5, 0.75))
-    comp = comp.reindex(own.index)
-    other = comp["q0.5"].to_numpy()
-    iqr = (comp["q0.75"] - comp["q0.25"]).to_numpy()
-    pair = own["pair_handling_ratio_p50"].to_numpy()
-    out = pd.DataFrame(
-        {
-            "pair_dossiers": own["pair_dossiers"].to_numpy(dtype=np.int64),
-            "other_dossiers": (n_all - own["pair_dossiers"].to_numpy()).astype(np.int64),
-            "pair_share": safe_ratio(own["pair_dossiers"], n_all),
-            "pair_handling_ratio_p50": pair,
-            "other_handling_ratio_p50": other,
-            "favour_ratio": safe_ratio(pair, other),
-            "favour_z": (pair - other) * safe_ratio(IQR_TO_SIGMA, iqr),
-            "pair_late_share": safe_ratio(own["_late_sum"], own["_late_n"]),
-            "other_late_share": safe_ratio(
-                late_sum - own["_late_sum"].to_numpy(), late_n - own["_late_n"].to_numpy()
-            ),
-        },
-        index=pd.MultiIndex.from_arrays(
-            [officers, own.index.get_level_values(1)], names=[s.OFFICER_ID, s.SUBMITTER_ID]
-        ),
-    )
-    return out[out.index.get_level_values(1) != ""]
-
-
 # --- public API ------------------------------------------------------------------------------
+
+
+class EntityTables(NamedTuple):
+    """The stage-A tables prepared at ``as_of`` (:func:`entity_tables`)."""
+
+    facts: pd.DataFrame
+    touches: pd.DataFrame
+    edges: pd.DataFrame
+
+
+def entity_tables(
+    facts: pd.DataFrame, touches: pd.DataFrame, edges: pd.DataFrame, as_of: datetime | str
+) -> EntityTables:
+    """Dossiers started by ``as_of`` with outcomes known by then, and their touches and
+    handovers, in canonical order: what every window of :func:`entity_features` reads."""
+    stamp = as_timestamp(as_of)
+    f = _facts_at(facts, stamp)
+    return EntityTables(f, _touches_at(touches, f, stamp), _edges_at(edges, f, stamp))
 
 
 def officer_submitter_pairs(
@@ -298,8 +178,59 @@ def officer_submitter_pairs(
     stamp = as_timestamp(as_of)
     f = _facts_at(facts, stamp)
     f = f[_in_window(f["started_at"], stamp, window)]
-    t = _with_handling_ratio(_touches_at(touches, f, stamp))
-    return _pairs(t)
+    return pairs_of(EntityTables(f, _touches_at(touches, f, stamp), edges=f[:0]), stamp, window)
+
+
+def pairs_of(tables: EntityTables, as_of: datetime | str, window: str = "365D") -> pd.DataFrame:
+    """:func:`officer_submitter_pairs` from prepared tables (:func:`entity_tables`)."""
+    t = tables.touches
+    t = with_handling_ratio(t[_in_window(t["started_at"], as_timestamp(as_of), window)])
+    return officer_pairs(t)
+
+
+def entity_window(
+    tables: EntityTables, as_of: datetime | str, window: str
+) -> dict[str, pd.DataFrame]:
+    """The frames of one window of :func:`entity_features`, columns suffixed with it."""
+    stamp = as_timestamp(as_of)
+    f_all, t_all, e_all = tables
+    f = with_norms(f_all[_in_window(f_all["started_at"], stamp, window)])
+    t = with_handling_ratio(t_all[_in_window(t_all["started_at"], stamp, window)])
+    e = e_all[_in_window(e_all["at"], stamp, window)]
+    procedure = dossier_stats(f, ENTITY_KEYS["procedure"])
+    procedure["duration_p50"] = f.groupby(s.PROCEDURE_CODE, sort=True)["_duration"].median()
+    frames = {
+        "officer": officer_stats(f, t),
+        "agency": agency_stats(f, e),
+        "procedure": procedure,
+        "submitter": submitter_stats(f),
+        "agency_pair": pair_stats(e),
+    }
+    label = window_label(window)
+    return {name: frame.add_suffix(f"_{label}") for name, frame in frames.items()}
+
+
+def combine_windows(windows: Sequence[Mapping[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """The frames of several :func:`entity_window` calls side by side, per entity type."""
+    out = {}
+    for name, index_name in INDEX_NAMES.items():
+        joined = pd.concat([w[name] for w in windows], axis=1, join="outer").sort_index()
+        counts = [c for c in joined.columns if c.rsplit("_", 1)[0] in _COUNTS]
+        joined[counts] = joined[counts].fillna(0).astype(np.int64)
+        joined.index = pd.Index(joined.index.astype("string"), name=index_name)
+        out[name] = joined
+    return out
+
+
+def checked_windows(windows: Iterable[str]) -> tuple[str, ...]:
+    """``windows`` if each has registered features, else :class:`UnregisteredFeatureError`."""
+    windows = tuple(windows)
+    unknown = [w for w in windows if w.upper() not in WINDOWS]
+    if unknown:
+        raise UnregisteredFeatureError(
+            f"windows {unknown} have no registered features; use some of {list(WINDOWS)}"
+        )
+    return windows
 
 
 def entity_features(
@@ -308,52 +239,22 @@ def entity_features(
     edges: pd.DataFrame,
     as_of: datetime | str,
     *,
-    windows: Iterable[str] = ("30D", "90D"),
+    windows: Iterable[str] = DEFAULT_WINDOWS,
 ) -> dict[str, pd.DataFrame]:
     """Features of officers, agencies, procedures, submitters and agency pairs at ``as_of``.
 
     ``facts``, ``touches`` and ``edges`` are the stage-A tables (any row order, e.g.
     concatenated from partitions). Each window (calendar days, one of :data:`WINDOWS`)
-    covers dossiers started in ``(as_of - window, as_of]`` and handovers made in it;
-    columns are suffixed with the window (``late_share_90d``). Returns a frame per entity
-    type, indexed by the entity's id (an agency pair as ``"A->B"``); an officer's dossiers
-    are those where they are the main officer, an agency's those it received first.
+    covers dossiers started in ``(as_of - window, as_of]`` and handovers made in it; the
+    window ``"all"`` covers all history up to ``as_of`` (so logs sparser than a year still
+    get entity features). Columns are suffixed with the window (``late_share_90d``,
+    ``late_share_all``). Returns a frame per entity type, indexed by the entity's id (an
+    agency pair as ``"A->B"``); an officer's dossiers are those where they are the main
+    officer, an agency's those it received first.
     """
-    windows = tuple(windows)
-    unknown = [w for w in windows if w.upper() not in WINDOWS]
-    if unknown:
-        raise UnregisteredFeatureError(
-            f"windows {unknown} have no registered features; use some of {list(WINDOWS)}"
-        )
-    stamp = as_timestamp(as_of)
-    f_all = _facts_at(facts, stamp)
-    t_all = _touches_at(touches, f_all, stamp)
-    e_all = _edges_at(edges, f_all, stamp)
-    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in INDEX_NAMES}
-    for window in windows:
-        f = _with_norms(f_all[_in_window(f_all["started_at"], stamp, window)])
-        t = _with_handling_ratio(t_all[_in_window(t_all["started_at"], stamp, window)])
-        e = e_all[_in_window(e_all["at"], stamp, window)]
-        procedure = _dossier_stats(f, ENTITY_KEYS["procedure"])
-        procedure["duration_p50"] = f.groupby(s.PROCEDURE_CODE, sort=True)["_duration"].median()
-        frames = {
-            "officer": _officer_stats(f, t),
-            "agency": _agency_stats(f, e),
-            "procedure": procedure,
-            "submitter": _submitter_stats(f),
-            "agency_pair": _pair_stats(e),
-        }
-        label = window_label(window)
-        for name, frame in frames.items():
-            parts[name].append(frame.add_suffix(f"_{label}"))
-    out = {}
-    for name, frames_ in parts.items():
-        joined = pd.concat(frames_, axis=1, join="outer").sort_index()
-        counts = [c for c in joined.columns if c.rsplit("_", 1)[0] in _COUNTS]
-        joined[counts] = joined[counts].fillna(0).astype(np.int64)
-        joined.index = pd.Index(joined.index.astype("string"), name=INDEX_NAMES[name])
-        out[name] = joined
-    return out
+    windows = checked_windows(windows)
+    tables = entity_tables(facts, touches, edges, as_of)
+    return combine_windows([entity_window(tables, as_of, w) for w in windows])
 
 
 def join_entity_features(

@@ -1,17 +1,23 @@
 """Registry entries of the entity features (:mod:`features.entities`), one per window.
 
 A windowed feature is declared once here as a base name; its columns are
-``{name}_{window}`` (``late_share_90d``) for every window in :data:`WINDOWS`. Entity
-features joined back to dossiers are declared for the dossier too, prefixed with the
-entity (``officer__late_share_90d``), so explanations of a dossier can name them.
+``{name}_{window}`` (``late_share_90d``; ``late_share_all`` for all history) for every
+window in :data:`WINDOWS`. Entity features joined back to dossiers are declared for the
+dossier too, prefixed with the entity (``officer__late_share_90d``), so explanations of a
+dossier can name them.
 """
 
 from __future__ import annotations
 
 from features.registry import FeatureSpec
 
-#: Rolling windows the entity features may use (calendar days ending at ``as_of``).
-WINDOWS: tuple[str, ...] = ("7D", "30D", "90D", "365D")
+#: The window of all history up to ``as_of`` (columns ``*_all``).
+ALL_HISTORY = "ALL"
+#: Windows the entity features may use: calendar days ending at ``as_of``, or all history
+#: up to it (for sparse logs whose last year starts no dossier).
+WINDOWS: tuple[str, ...] = ("7D", "30D", "90D", "365D", ALL_HISTORY)
+#: Windows the feature engine computes.
+DEFAULT_WINDOWS: tuple[str, ...] = ("30D", "90D", ALL_HISTORY)
 
 #: How a dossier refers to each entity it is joined with, for the descriptions.
 ROLES: dict[str, str] = {
@@ -186,8 +192,11 @@ PAIR_SPECS: tuple[FeatureSpec, ...] = tuple(
 )
 
 
-def _days(window: str) -> str:
-    return window[:-1] if window.upper().endswith("D") else window
+def _span(window: str) -> str:
+    """How a description names the window: ``"last 90 days"``, ``"all history"``."""
+    if window.upper() == ALL_HISTORY:
+        return "all history"
+    return f"last {window[:-1] if window.upper().endswith('D') else window} days"
 
 
 def windowed_specs() -> list[FeatureSpec]:
@@ -196,7 +205,7 @@ def windowed_specs() -> list[FeatureSpec]:
     for window in WINDOWS:
         suffix = window.lower()
         for name, (description, unit, family, entities) in BASE.items():
-            text = f"{description}, last {_days(window)} days"
+            text = f"{description}, {_span(window)}"
             for entity in entities:
                 specs.append(FeatureSpec(f"{name}_{suffix}", text, unit, family, entity))
                 if entity in ROLES:

@@ -12,19 +12,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 
 from features import schema as s
 from features.catalogue import Catalogue
 from features.entities import join_entity_features
-from features.entity_stats import IQR_TO_SIGMA, as_timestamp, complement_quantiles, safe_ratio
+from features.entity_stats import as_timestamp, safe_ratio
 from features.graph_bipartite import bipartite_features, officer_submitter_graph
-from features.graph_centrality import betweenness, pagerank
+from features.graph_centrality import (
+    betweenness_of_sources,
+    normalised_betweenness,
+    pagerank,
+    source_blocks,
+)
 from features.graph_specs import SPECS
+from features.graph_transfers import (
+    PAIR,
+    TransferArrays,
+    transfer_arrays,
+    transfer_graph,
+    transfer_tables,
+)
+from features.tasks import IN_PROCESS, Runner
 
 __all__ = [
     "SPECS",
@@ -35,141 +47,8 @@ __all__ = [
     "transfer_graph",
 ]
 
-PAIR = "agency_pair"
-
-
-def _prepared_edges(
-    edges: pd.DataFrame, catalogue: Catalogue | None, agencies: pd.DataFrame | None
-) -> pd.DataFrame:
-    """Edges in canonical order with their pair, return / ping-pong and off-route marks."""
-    e = edges.sort_values(
-        [s.DOSSIER_ID, "at", "from_agency", "to_agency"], kind="stable", ignore_index=True
-    )
-    e = e.assign(**{PAIR: e["from_agency"] + "->" + e["to_agency"]})
-    nth = e.groupby(s.DOSSIER_ID, sort=False).cumcount().to_numpy()
-    size = e.groupby(s.DOSSIER_ID, sort=False)["at"].transform("size").to_numpy()
-    # first handover of each (dossier, from, to): a later reverse handover is a return
-    first = e.assign(_n=nth).groupby([s.DOSSIER_ID, "from_agency", "to_agency"])["_n"].min()
-    reverse = pd.MultiIndex.from_arrays([e[s.DOSSIER_ID], e["to_agency"], e["from_agency"]])
-    earlier = first.reindex(reverse).to_numpy(dtype="float64", na_value=np.nan)
-    returns = np.isfinite(earlier) & (earlier < nth)
-    return e.assign(
-        _return=returns,
-        _pingpong=returns & (nth < size - 1),
-        _offroute=_off_route_rows(e, catalogue, agencies),
-        _offroute_pair=_off_route_rows(e, catalogue, agencies, per_procedure=False),
-    )
-
-
-def _off_route_rows(
-    e: pd.DataFrame,
-    catalogue: Catalogue | None,
-    agencies: pd.DataFrame | None,
-    *,
-    per_procedure: bool = True,
-) -> np.ndarray:
-    """1.0 for a handover between unit types the catalogue never approves (for the dossier's
-    procedure when it is listed, else for any), 0.0 if approved, NaN if unknown."""
-    if catalogue is None or agencies is None or not len(e):
-        return np.full(len(e), np.nan)
-    if not {s.AGENCY_ID, "unit_type"} <= set(agencies.columns):
-        raise ValueError("agencies must have columns 'agency_id' and 'unit_type'")
-    unit = agencies.drop_duplicates(s.AGENCY_ID).set_index(s.AGENCY_ID)["unit_type"]
-    unit.index = unit.index.astype(str)
-    a = e["from_agency"].astype(str).map(unit)
-    b = e["to_agency"].astype(str).map(unit)
-    rows = [(p.code, x, y) for p in catalogue for x, y in p.approved_transfers()]
-    approved = pd.DataFrame(rows, columns=["code", "a", "b"]).drop_duplicates()
-    anywhere = pd.MultiIndex.from_frame(approved[["a", "b"]].drop_duplicates())
-    pair_ok = pd.MultiIndex.from_arrays([a, b]).isin(anywhere)
-    listed = e[s.PROCEDURE_CODE].isin(catalogue.codes).to_numpy(dtype=bool)
-    own = pd.MultiIndex.from_arrays([e[s.PROCEDURE_CODE].astype(str), a, b])
-    ok = np.where(listed & per_procedure, own.isin(pd.MultiIndex.from_frame(approved)), pair_ok)
-    known = (a.notna() & b.notna()).to_numpy(dtype=bool)
-    return np.where(known, (~ok).astype("float64"), np.nan)
-
-
-def _pair_table(e: pd.DataFrame) -> pd.DataFrame:
-    """One row per agency pair: volume, holding times and their anomaly, reciprocity."""
-    g = e.groupby(PAIR, sort=True)
-    hold = e["holding_days"]
-    table = pd.DataFrame(
-        {
-            "from_agency": g["from_agency"].first(),
-            "to_agency": g["to_agency"].first(),
-            "volume": g.size(),
-            "dossiers": g[s.DOSSIER_ID].nunique(),
-            "hold_p50": g["holding_days"].median(),
-            "hold_p90": g["holding_days"].quantile(0.9),
-            "pingpong": g["_pingpong"].sum().astype(np.int64),
-            "off_route": g["_offroute_pair"].max(),
-            "off_route_share": g["_offroute"].mean(),
-        }
-    )
-    others = complement_quantiles(e["to_agency"], e["from_agency"], hold, (0.25, 0.5, 0.75))
-    index = pd.MultiIndex.from_arrays([table["to_agency"], table["from_agency"]])
-    others = others.reindex(index)
-    other_p50 = others["q0.5"].to_numpy()
-    iqr = (others["q0.75"] - others["q0.25"]).to_numpy()
-    own = table["hold_p50"].to_numpy()
-    table["holding_anomaly_ratio"] = safe_ratio(own, other_p50)
-    table["holding_anomaly_z"] = (own - other_p50) * safe_ratio(IQR_TO_SIGMA, iqr)
-    reverse = table["to_agency"] + "->" + table["from_agency"]
-    table["reciprocal_volume"] = (
-        table["volume"].reindex(reverse.to_numpy()).fillna(0).astype(np.int64).to_numpy()
-    )
-    table["off_route"] = table["off_route"].map({1.0: True, 0.0: False}).astype("boolean")
-    return table
-
-
-def transfer_graph(
-    edges: pd.DataFrame,
-    catalogue: Catalogue | None = None,
-    agencies: pd.DataFrame | None = None,
-) -> nx.DiGraph:
-    """The agency -> agency transfer graph of :func:`features.entity_facts.transfer_edges`.
-
-    Edge attributes: ``volume`` (handovers), ``dossiers``, ``hold_p50`` and ``hold_p90``
-    (working days the receiver held them), ``holding_anomaly_ratio``/``_z``,
-    ``reciprocal_volume``, ``pingpong`` and, given the catalogue and an agencies directory
-    (columns ``agency_id``, ``unit_type``), ``off_route`` (the unit types' transfer is on
-    no approved route; None when unknown) and ``off_route_share``.
-    """
-    return _graph_of(_pair_table(_prepared_edges(edges, catalogue, agencies)))
-
-
-class TransferArrays(NamedTuple):
-    """The transfer graph as integer edges into its sorted agencies (for centralities)."""
-
-    nodes: np.ndarray
-    src: np.ndarray
-    dst: np.ndarray
-    volume: np.ndarray
-
-    @classmethod
-    def of(cls, table: pd.DataFrame) -> TransferArrays:
-        """The edges of a pair table (:func:`_pair_table`), one per agency pair."""
-        sources = table["from_agency"].to_numpy(dtype=object)
-        targets = table["to_agency"].to_numpy(dtype=object)
-        nodes = np.array(sorted(set(sources) | set(targets)), dtype=object)
-        return cls(
-            nodes,
-            np.searchsorted(nodes, sources).astype(np.int64),
-            np.searchsorted(nodes, targets).astype(np.int64),
-            table["volume"].to_numpy(dtype="float64"),
-        )
-
-
-def _graph_of(table: pd.DataFrame) -> nx.DiGraph:
-    """The transfer graph of a pair table (:func:`_pair_table`)."""
-    graph = nx.DiGraph()
-    graph.add_nodes_from(sorted(set(table["from_agency"]) | set(table["to_agency"])))
-    for attrs in table.to_dict("records"):
-        source, target = attrs.pop("from_agency"), attrs.pop("to_agency")
-        flag = attrs["off_route"]
-        attrs["off_route"] = None if pd.isna(flag) else bool(flag)
-        graph.add_edge(source, target, **{str(k): v for k, v in attrs.items()})
-    return graph
+#: Calls the betweenness of the transfer graph is split into (tasks on a cluster).
+BETWEENNESS_TASKS = 4
 
 
 def _cycles3(table: pd.DataFrame) -> pd.Series:
@@ -182,7 +61,9 @@ def _cycles3(table: pd.DataFrame) -> pd.Series:
     return back.groupby("a", sort=True).size()
 
 
-def _agency_table(e: pd.DataFrame, table: pd.DataFrame, graph: TransferArrays) -> pd.DataFrame:
+def _agency_table(
+    e: pd.DataFrame, table: pd.DataFrame, graph: TransferArrays, betweenness: np.ndarray
+) -> pd.DataFrame:
     nodes = graph.nodes
     n = len(nodes)
     out = pd.DataFrame(index=pd.Index(nodes, name=s.AGENCY_ID, dtype=object))
@@ -193,7 +74,7 @@ def _agency_table(e: pd.DataFrame, table: pd.DataFrame, graph: TransferArrays) -
     out = out.fillna(0).astype(np.int64)
     degree = (out["in_partners"] + out["out_partners"]).to_numpy(dtype="float64")
     out["degree_centrality"] = degree / (n - 1) if n > 1 else np.ones(n)  # as networkx
-    out["betweenness"] = betweenness(graph.src, graph.dst, n)
+    out["betweenness"] = betweenness
     out["pagerank"] = pagerank(graph.src, graph.dst, graph.volume, n)
     mutual = table[table["reciprocal_volume"] > 0].groupby("from_agency")["volume"].sum()
     out["reciprocity_share"] = safe_ratio(mutual.reindex(out.index).fillna(0), out["out_volume"])
@@ -246,6 +127,63 @@ def _dossier_table(e: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def betweenness_share(graph: TransferArrays, task: int, tasks: int) -> list[np.ndarray]:
+    """Betweenness from the ``task``-th of ``tasks`` equal runs of source blocks."""
+    blocks = source_blocks(len(graph.nodes))
+    mine = blocks[task * len(blocks) // tasks : (task + 1) * len(blocks) // tasks]
+    return [betweenness_of_sources(graph.src, graph.dst, len(graph.nodes), b) for b in mine]
+
+
+def transfer_frames(
+    tables: tuple[pd.DataFrame, pd.DataFrame],
+    graph: TransferArrays,
+    *shares: list[np.ndarray],
+) -> dict[str, pd.DataFrame]:
+    """Agency, agency-pair and dossier frames from the tables and the betweenness shares."""
+    e, table = tables
+    parts = [part for share in shares for part in share]
+    centrality = normalised_betweenness(parts, len(graph.nodes))
+    pairs = table.drop(columns=["from_agency", "to_agency"])
+    pairs.index = pd.Index(pairs.index.astype("string"), name=PAIR)
+    return {
+        "agency": _agency_table(e, table, graph, centrality),
+        "agency_pair": pairs,
+        "dossier": _dossier_table(e, table),
+    }
+
+
+def people_features(
+    facts: pd.DataFrame, as_of: datetime | str | None = None
+) -> dict[str, pd.DataFrame]:
+    """Officer and submitter frames (:func:`bipartite_features`) of dossiers started by
+    ``as_of``."""
+    if as_of is not None:
+        stamp = as_timestamp(as_of)
+        facts = facts[(facts["started_at"] <= stamp).to_numpy(dtype=bool, na_value=False)]
+    return bipartite_features(facts)
+
+
+def submit_graph_features(
+    run: Runner,
+    edges: Any,
+    facts: Any,
+    *,
+    catalogue: Catalogue | None = None,
+    agencies: pd.DataFrame | None = None,
+    as_of: datetime | str | None = None,
+) -> tuple[Any, Any]:
+    """:func:`graph_features` as calls on ``run``: handles of the transfer frames and of the
+    people frames. Louvain (the longest call) is submitted first; betweenness is split in
+    :data:`BETWEENNESS_TASKS` calls."""
+    people = run.submit(people_features, facts, as_of)
+    tables = run.submit(transfer_tables, edges, catalogue, agencies, as_of)
+    graph = run.submit(transfer_arrays, tables)
+    shares = [
+        run.submit(betweenness_share, graph, i, BETWEENNESS_TASKS) for i in range(BETWEENNESS_TASKS)
+    ]
+    return run.submit(transfer_frames, tables, graph, *shares), people
+
+
 def graph_features(
     edges: pd.DataFrame,
     facts: pd.DataFrame,
@@ -265,25 +203,10 @@ def graph_features(
     missing. Returns frames indexed by entity id (an agency pair as ``"A->B"``).
     """
     del touches
-    if as_of is not None:
-        stamp = as_timestamp(as_of)
-        edges = edges[(edges["at"] <= stamp).to_numpy(dtype=bool, na_value=False)]
-        open_ = ~(edges["released_at"] <= stamp).to_numpy(dtype=bool, na_value=False)
-        edges = edges.assign(holding_days=edges["holding_days"].where(~open_))
-        facts = facts[(facts["started_at"] <= stamp).to_numpy(dtype=bool, na_value=False)]
-    e = _prepared_edges(edges, catalogue, agencies)
-    table = _pair_table(e)
-    graph = TransferArrays.of(table)
-    pairs = table.drop(columns=["from_agency", "to_agency"])
-    pairs.index = pd.Index(pairs.index.astype("string"), name=PAIR)
-    people = bipartite_features(facts)
-    return {
-        "agency": _agency_table(e, table, graph),
-        "agency_pair": pairs,
-        "dossier": _dossier_table(e, table),
-        "officer": people["officer"],
-        "submitter": people["submitter"],
-    }
+    frames, people = submit_graph_features(
+        IN_PROCESS, edges, facts, catalogue=catalogue, agencies=agencies, as_of=as_of
+    )
+    return {**frames, **people}
 
 
 def join_graph_features(

@@ -40,18 +40,19 @@ def test_features_compute_on_the_real_log(
     assert result.dossiers["process_loglik_mean"].notna().all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 4 follow-up): entity windows (7-365 days) end at the log's last "
-    "event, and these sparse multi-year logs start no dossier in the last 365 days, so every "
-    "entity table is empty; an all-history window would fill them",
-)
 @pytest.mark.parametrize("name", ["roadtraffic100traces.xes", "bpic15/BPIC15_1.xes.gz"])
-def test_officer_features_exist_on_foreign_logs_with_officers(data_dir: Path, name: str) -> None:
+def test_sparse_foreign_logs_get_all_history_entity_features(data_dir: Path, name: str) -> None:
+    """No dossier starts in the last 365 days of these multi-year logs: only the all-history
+    window has rows, and it reaches the dossiers through their main officer."""
     tz = "Europe/Amsterdam"
     events = load_events(
         data_dir / name, IngestOptions(tz=tz), pseudonym_key=TEST_KEY, pseudonym_key_id="t1"
     )
     result = compute_features(events, WorkingCalendar.for_country("NL", tz=tz))
     assert events["officer_id"].notna().any()
-    assert result.entities["officer"].shape[0] > 0
+    officer = result.entities["officer"]
+    assert officer.shape[0] > 0
+    assert officer["dossiers_all"].sum() > 0
+    assert officer["dossiers_90d"].eq(0).all()
+    assert result.dossiers["officer__dossiers_all"].gt(0).any()
+    feature_registry().check(officer, "officer")
