@@ -51,6 +51,6 @@ def context_features(events: pd.DataFrame, agencies: pd.DataFrame | None = None)
         unit = desc["first_agency"].map(types.astype("string")).astype("string")
     out["first_unit_type"] = unit
     out["start_month"] = started.dt.month.to_numpy(dtype=np.int64)
-    out["start_weekday"] = started.dt.weekday.to_numpy(dtype=np.int64)
+    out["start_weekday"] = started.dt.day_of_week.to_numpy(dtype=np.int64)
     out["start_hour"] = started.dt.hour.to_numpy(dtype=np.int64)
     return out

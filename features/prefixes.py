@@ -196,7 +196,7 @@ def prefixes_at(
 ) -> pd.DataFrame:
     """Open-dossier features at given instants: ``cuts`` maps dossier ids (repeatable) to
     tz-aware times. Indexed by (dossier_id, cut); a cut before the dossier's first event or
-    at or after its first terminal event gives no row. Only events with timestamp <= each cut are read.
+    at or after its first terminal event gives no row. Only events up to each cut are read.
     """
     if len(cuts) and not isinstance(cuts.dtype, pd.DatetimeTZDtype):
         raise s.EventSchemaError("cut times must be tz-aware", column="cut")

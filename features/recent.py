@@ -74,7 +74,7 @@ def recent_outcomes(
     (NaT if not finished) and ``late`` (0/1, NaN unknown). ``queries``: the same context
     columns and ``cut`` (tz-aware). Returns a frame aligned with ``queries``.
     """
-    window = np.int64(window_days) * np.int64(86_400_000_000_000)
+    window = int(window_days) * 86_400_000_000_000
     done = history[history["finished_at"].notna() & history["late"].notna()]
     t_hist = _ns(done["finished_at"])
     late = done["late"].to_numpy(dtype=np.float64) > 0

@@ -19,6 +19,7 @@ from features.schema import GiamSatError
 from features.sources import load_mapping_file
 from features.summary import summarise
 from giamsat.commands.features import features, registry
+from giamsat.commands.models import evaluate, promote, score, train
 from giamsat.commands.simulate import simulate
 from giamsat.settings import get_settings
 
@@ -30,6 +31,10 @@ app = typer.Typer(
 app.command("simulate")(simulate)
 app.command("features")(features)
 app.command("registry")(registry)
+app.command("train")(train)
+app.command("score")(score)
+app.command("evaluate")(evaluate)
+app.command("promote")(promote)
 console = Console(stderr=True)
 out = Console()
 

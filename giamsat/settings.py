@@ -38,6 +38,18 @@ class Settings(BaseSettings):
     buckets: int = Field(default=16, ge=1, le=4096)
     #: country whose public holidays the working-day calendar uses.
     holiday_country: str = "VN"
+    #: MLflow tracking store: a local SQLite file by default, any tracking URI (an MLflow
+    #: server: http://host:5000, PostgreSQL: postgresql://...) by setting.
+    mlflow_tracking_uri: str = "sqlite:///var/mlflow/mlflow.db"
+    #: where runs of a new experiment keep their artifacts (a folder, s3://... on a server).
+    mlflow_artifact_root: str = "var/mlflow/artifacts"
+    mlflow_experiment: str = "giamsat"
+    #: name of the registered model (the bundle of delay and waste models) and the aliases.
+    model_name: str = "giamsat"
+    #: downloaded bundles are cached here, one folder per registered version.
+    model_cache: Path = Path("var/models")
+    #: share of training dossiers whose waste score would raise an alert (the alert budget).
+    waste_alert_share: float = Field(default=0.01, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

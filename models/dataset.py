@@ -126,7 +126,8 @@ def _finish(frame: pd.DataFrame, events: pd.DataFrame, ref: Reference) -> pd.Dat
     context = context_features(events, ref.agencies)
     outcomes = _outcomes(events, ref)
     frame = _with_context(frame, context)
-    frame = _with_recent(frame, outcomes, context, frame.index.get_level_values("cut"))
+    cut = pd.Series(frame.index.get_level_values("cut"), index=frame.index)
+    frame = _with_recent(frame, outcomes, context, cut)
     return _labelled(frame, outcomes)
 
 

@@ -83,7 +83,7 @@ class DelayModel(BaseEstimator):
         self.booster_ = train_booster(
             X, y, objective="binary", rounds=self.rounds, seed=self.seed, params=self._params()
         )
-        raw = self.booster_.predict(self.matrix_.transform(calibration), raw_score=True)
+        raw = np.asarray(self.booster_.predict(self.matrix_.transform(calibration), raw_score=True))
         y_cal = calibration[LABEL].to_numpy(dtype=np.float64)
         self.calibration_ = Calibration().fit(raw, y_cal)
         ids = calibration.index.get_level_values(s.DOSSIER_ID)
@@ -134,7 +134,8 @@ class DelayModel(BaseEstimator):
         """The ``k`` features raising each row's risk most, with values and norms."""
         check_is_fitted(self, "booster_")
         X = self.matrix_.transform(table)
-        return top_reasons(contributions(self.booster_, X), table, X.columns, self.norms_, k=k)
+        columns = list(X.columns)
+        return top_reasons(contributions(self.booster_, X), table, columns, self.norms_, k=k)
 
     # -- persistence: native LightGBM text and JSON, no pickle ---------------------------
     def save(self, path: Path) -> Path:

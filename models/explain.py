@@ -56,12 +56,12 @@ class Norms:
     def fit(cls, table: pd.DataFrame, columns: Sequence[str]) -> Norms:
         numeric = [c for c in columns if c in table and pd.api.types.is_numeric_dtype(table[c])]
         values = table[numeric].astype(np.float64)
-        overall = values.median().dropna().round(4).to_dict()
+        overall = {str(k): float(v) for k, v in values.median().dropna().round(4).items()}
         by: dict[str, dict[str, float]] = {}
         if s.PROCEDURE_CODE in table:
             grouped = values.groupby(table[s.PROCEDURE_CODE].astype("string").to_numpy()).median()
             for proc, row in grouped.round(4).iterrows():
-                by[str(proc)] = row.dropna().to_dict()
+                by[str(proc)] = {str(k): float(v) for k, v in row.dropna().items()}
         return cls(by, overall)
 
     def of(self, feature: str, procedure: object) -> float | None:
@@ -119,7 +119,7 @@ def top_reasons(
     k = min(k, contrib.shape[1])
     order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
     procedures = (
-        table[s.PROCEDURE_CODE].astype("string").to_numpy(dtype=object, na_value=None)
+        _objects(table[s.PROCEDURE_CODE])
         if s.PROCEDURE_CODE in table
         else np.full(n, None, dtype=object)
     )
@@ -138,6 +138,12 @@ def top_reasons(
             row.append(Reason(name, value, norm, weight, describe(name, value, norm)))
         out.append(row)
     return out
+
+
+def _objects(values: pd.Series) -> np.ndarray:
+    """Text values as Python objects, None where missing."""
+    text = values.astype("string")
+    return np.asarray(text.astype(object).where(text.notna(), None))
 
 
 def reasons_of(reasons: Sequence[Reason]) -> str:

@@ -69,16 +69,19 @@ class FeatureMatrix:
                for c in self.numeric}  # fmt: skip
         frame = pd.DataFrame(out, index=table.index)
         for c, values in self.categories.items():
+            text = table[c].astype("string")
             frame[c] = pd.Categorical(
-                table[c].astype("string").to_numpy(dtype=object, na_value=None),
-                categories=list(values),
+                np.asarray(text.astype(object).where(text.notna(), None)), categories=list(values)
             )
         return frame
 
     def to_dict(self) -> dict[str, Any]:
-        return {"numeric": list(self.numeric), "categories": {k: list(v) for k, v in
-                                                                self.categories.items()}}  # fmt: skip
+        # categories as (name, values) pairs: their order is the model's column order
+        return {
+            "numeric": list(self.numeric),
+            "categorical": [[k, list(v)] for k, v in self.categories.items()],
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureMatrix:
-        return cls(tuple(data["numeric"]), {k: tuple(v) for k, v in data["categories"].items()})
+        return cls(tuple(data["numeric"]), {k: tuple(v) for k, v in data["categorical"]})

@@ -10,6 +10,7 @@ import pytest
 
 from features.calendar import WorkingCalendar
 from features.engine import Reference
+from models.bundle import ModelBundle
 from simulator import SimulationConfig, simulate_log
 from simulator.run import default_catalogue
 from tests.conftest import TEST_KEY
@@ -47,3 +48,35 @@ def simulated_model_log(months: int = 4, seed: int = 21) -> ModelLog:
 @pytest.fixture(scope="session")
 def model_log() -> ModelLog:
     return simulated_model_log()
+
+
+@dataclass(frozen=True)
+class SmallBundle:
+    """A quickly trained bundle on a two-month province, and that log."""
+
+    log: ModelLog
+    bundle: ModelBundle
+
+
+def train_small_bundle(log: ModelLog, rounds: int = 60) -> ModelBundle:
+    """Delay and waste models with few rounds: enough to test the plumbing, not quality."""
+    from models.dataset import closed_table, prefix_table, temporal_split
+    from models.delay import DelayModel
+    from models.lifecycle import waste_threshold
+    from models.waste import WasteModel
+
+    table = prefix_table(log.events, log.ref)
+    split = temporal_split(table.groupby(level=0)["started_at"].first())
+    delay = DelayModel(rounds=rounds, quantile_rounds=rounds // 2).fit(
+        split.settled(table, 0), split.settled(table, 1)
+    )
+    closed = closed_table(log.events, log.ref)
+    waste = WasteModel(rounds=rounds // 2).fit(closed[split.period(closed["started_at"]) == 0])
+    threshold = waste_threshold(waste, log.events, log.ref, split, 0.01)
+    return ModelBundle(delay, waste, split, threshold, metrics={"delay_auc_half": 0.5})
+
+
+@pytest.fixture(scope="session")
+def small() -> SmallBundle:
+    log = simulated_model_log(months=2, seed=5)
+    return SmallBundle(log, train_small_bundle(log))

@@ -1,0 +1,193 @@
+"""Batch scoring, the contract other tools rely on: one row per dossier (``scores.csv``)
+and one row per alert (``alerts.csv``), from a log and a model bundle, as of a time.
+
+Only events with timestamp <= ``as_of`` are read, so scoring a log as of last Tuesday
+gives what the system would have said last Tuesday. Open dossiers (no terminal step yet)
+get a delay risk and remaining-time quantiles; every dossier gets its waste (so far). All
+scores are in [0, 1], higher = worse; ``risk_score`` is the highest of the scores a
+dossier has. The same bundle and input always give the same output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features import schema as s
+from features.dossiers import dossier_descriptors
+from features.engine import Reference
+from models.bundle import ModelBundle
+from models.dataset import closed_table, open_table
+from models.explain import reasons_of
+
+__all__ = ["ALERT_COLUMNS", "SCORE_COLUMNS", "Scores", "alert_id", "score_log"]
+
+SCORE_COLUMNS = (
+    s.DOSSIER_ID,
+    "status",
+    s.PROCEDURE_CODE,
+    "first_agency",
+    s.JURISDICTION,
+    "delay_risk",
+    "remaining_days_p50",
+    "remaining_days_p90",
+    "remaining_honest_days",
+    "waste_days",
+    "waste_touches",
+    "waste_score",
+    "integrity_score",
+    "risk_score",
+    "alert",
+    "alert_kinds",
+    "reasons",
+)
+ALERT_COLUMNS = (
+    "alert_id",
+    "kind",
+    "subject_type",
+    "subject_id",
+    "score",
+    "severity",
+    s.JURISDICTION,
+    "agency_id",
+    "reasons",
+)
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The two tables of a scoring run, and the time they are as of."""
+
+    scores: pd.DataFrame
+    alerts: pd.DataFrame
+    as_of: pd.Timestamp
+
+
+def alert_id(kind: str, subject_type: str, subject_id: str) -> str:
+    """A stable id: the same kind of alert about the same subject keeps its id, so a
+    re-run updates an alert instead of raising a second one."""
+    digest = hashlib.sha256(f"{kind}|{subject_type}|{subject_id}".encode()).hexdigest()
+    return f"{kind[:1].upper()}{digest[:15]}"
+
+
+def severity(score: np.ndarray) -> np.ndarray:
+    """high from 0.8, medium from 0.5, else low."""
+    return np.where(score >= 0.8, "high", np.where(score >= 0.5, "medium", "low"))
+
+
+def _known(events: pd.DataFrame, as_of: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.Timestamp]:
+    if as_of is None:
+        return events, pd.Timestamp(events[s.TIMESTAMP].max())
+    stamp = pd.Timestamp(as_of)
+    if stamp.tzinfo is None:
+        raise s.EventSchemaError("the scoring time (as_of) must be tz-aware", column="as_of")
+    return events[events[s.TIMESTAMP] <= stamp], stamp
+
+
+def score_log(
+    bundle: ModelBundle,
+    events: pd.DataFrame,
+    ref: Reference,
+    *,
+    as_of: pd.Timestamp | None = None,
+    progress: Progress | None = None,
+) -> Scores:
+    """Scores and alerts of every dossier started by ``as_of`` (default: the last event)."""
+    say = progress or (lambda _: None)
+    known, stamp = _known(events, as_of)
+    if not len(known):
+        raise s.EventSchemaError(f"no event at or before {stamp.isoformat()}", column="as_of")
+    say("dossier features")
+    closed = closed_table(known, ref, stamp)
+    desc = dossier_descriptors(known)
+    say("waste")
+    waste = bundle.waste.transform(closed)
+    waste_reasons = pd.Series(bundle.waste.reasons(waste, k=2), index=closed.index)
+    say("open dossiers and delay risk")
+    opened = open_table(known, ref, stamp)
+    risk = bundle.delay.risk(opened)
+    p50, p90 = bundle.delay.remaining(opened)
+    delay_reasons = pd.Series(
+        [reasons_of(r) for r in bundle.delay.explain(opened, k=3)], index=opened.index, dtype=object
+    )
+
+    out = pd.DataFrame(index=closed.index)
+    out["status"] = np.where(closed["finished"].astype(bool), "closed", "open")
+    out[s.PROCEDURE_CODE] = closed[s.PROCEDURE_CODE].astype("string")
+    out["first_agency"] = closed["first_agency"].astype("string")
+    out[s.JURISDICTION] = desc[s.JURISDICTION].reindex(out.index).astype("string")
+    on = pd.DataFrame(
+        {
+            "delay_risk": risk,
+            "remaining_days_p50": p50,
+            "remaining_days_p90": p90,
+            "remaining_honest_days": opened["remaining_honest_days"].to_numpy(),
+        },
+        index=opened.index,
+    )
+    out = out.join(on)
+    out["waste_days"] = waste["waste_days"]
+    out["waste_touches"] = waste["waste_touches"]
+    out["waste_score"] = waste["waste_score"]
+    out["integrity_score"] = np.nan
+    out["risk_score"] = out[["delay_risk", "waste_score", "integrity_score"]].max(axis=1)
+    delay_alert = (out["delay_risk"] >= bundle.delay_threshold).fillna(False).to_numpy(bool)
+    waste_alert = (out["waste_score"] >= bundle.waste_threshold).fillna(False).to_numpy(bool)
+    out["alert"] = (delay_alert | waste_alert).astype(np.int8)
+    out["alert_kinds"] = np.select(
+        [delay_alert & waste_alert, delay_alert, waste_alert], ["delay+waste", "delay", "waste"], ""
+    )
+    out["reasons"] = _reasons(out, delay_reasons, waste_reasons)
+    out = out.reset_index().rename(columns={"index": s.DOSSIER_ID})
+    scores = out[list(SCORE_COLUMNS)].sort_values(s.DOSSIER_ID, ignore_index=True)
+    return Scores(scores, _alerts(scores, delay_reasons, waste_reasons), stamp)
+
+
+def _reasons(out: pd.DataFrame, delay: pd.Series, waste: pd.Series) -> pd.Series:
+    d = delay.reindex(out.index).fillna("")
+    w = waste.reindex(out.index).fillna("")
+    risk = out["delay_risk"]
+    head = np.where(risk.notna(), "late risk " + risk.map("{:.2f}".format) + ": ", "")
+    delay_text = np.where(d != "", head + d, "")
+    waste_text = np.where(w != "", "waste: " + w, "")
+    both = (delay_text != "") & (waste_text != "")
+    return pd.Series(
+        np.where(both, delay_text + " | " + waste_text, np.char.add(delay_text.astype(str),
+                                                                     waste_text.astype(str))),
+        index=out.index,
+    )  # fmt: skip
+
+
+def _alerts(scores: pd.DataFrame, delay: pd.Series, waste: pd.Series) -> pd.DataFrame:
+    parts = []
+    for kind, column, texts in (("delay", "delay_risk", delay), ("waste", "waste_score", waste)):
+        wanted = scores["alert_kinds"].str.contains(kind, regex=False).to_numpy(bool)
+        rows = scores[wanted]
+        if not len(rows):
+            continue
+        ids = rows[s.DOSSIER_ID].astype(str)
+        score = rows[column].to_numpy(dtype=np.float64)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "alert_id": [alert_id(kind, "dossier", i) for i in ids],
+                    "kind": kind,
+                    "subject_type": "dossier",
+                    "subject_id": ids.to_numpy(),
+                    "score": score,
+                    "severity": severity(score),
+                    s.JURISDICTION: rows[s.JURISDICTION].to_numpy(),
+                    "agency_id": rows["first_agency"].to_numpy(),
+                    "reasons": texts.reindex(ids).fillna("").to_numpy(),
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame(columns=list(ALERT_COLUMNS))
+    alerts = pd.concat(parts, ignore_index=True)
+    return alerts.sort_values(["score", "alert_id"], ascending=[False, True], ignore_index=True)
