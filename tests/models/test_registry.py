@@ -88,3 +88,30 @@ def test_the_pyfunc_view_gives_the_same_risks(settings: Settings, small: SmallBu
         model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
     risks = np.asarray(model.predict(table))
     np.testing.assert_allclose(risks, small.bundle.delay.risk(table))
+
+
+@pytest.mark.postgres
+def test_the_registry_works_on_a_postgresql_tracking_store(
+    small: SmallBundle, tmp_path: Path
+) -> None:
+    from tests.postgres import fresh_database
+
+    with fresh_database("giamsat_mlflow") as url:
+        settings = Settings(
+            mlflow_tracking_uri=url,
+            mlflow_artifact_root=str(tmp_path / "artifacts"),
+            model_cache=tmp_path / "cache",
+        )
+        first = registry.log_training(settings, small.bundle, params={})
+        second = registry.log_training(settings, small.bundle, params={})
+        registry.set_alias(settings, registry.CHAMPION, second.version)
+        loaded = registry.load_bundle(settings, registry.CHAMPION)
+        assert (first.version, loaded.version) == ("1", "2")
+        assert loaded.bundle.delay_threshold == small.bundle.delay_threshold
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            versions = conn.execute(text("SELECT count(*) FROM model_versions")).scalar()
+        engine.dispose()
+        assert versions == 2
