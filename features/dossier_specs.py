@@ -60,6 +60,18 @@ SPECS: tuple[FeatureSpec, ...] = (
         "rework",
     ),
     FeatureSpec(
+        "rework_without_input",
+        "Steps the same unit did again with nothing new since (no papers received, no pause ended)",
+        "count",
+        "rework",
+    ),
+    FeatureSpec(
+        "repeated_transfers",
+        "Transfers from one agency to another that had already been made in this dossier",
+        "count",
+        "transfer",
+    ),
+    FeatureSpec(
         "apologies",
         "Apology letters issued to the applicant",
         "count",
@@ -231,6 +243,13 @@ SPECS: tuple[FeatureSpec, ...] = (
         "idle_excess_days",
         "Working days of waits beyond 2 working days between consecutive steps",
         "working days",
+        "idle",
+    ),
+    FeatureSpec(
+        "idle_before_rush_share",
+        "Share of the statutory time left untouched before all remaining steps were rushed "
+        "through in half a working day",
+        "share",
         "idle",
     ),
     FeatureSpec(

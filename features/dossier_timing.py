@@ -1,5 +1,6 @@
 """Time features of dossiers: the honest and reported statutory clocks, supplement and
-pause timing, idle gaps, off-hours and holiday work, and recording lag (backdating).
+pause timing, idle gaps, idle-then-rush, off-hours and holiday work, and recording lag
+(backdating).
 
 The clock follows :func:`features.clock.dossier_clock` exactly (the tests check it) but runs
 on the prepared arrays of :mod:`features.dossier_events`, so the log is sorted once for all
@@ -14,9 +15,15 @@ import numpy as np
 
 from features import schema as s
 from features.dossier_events import NAT, DossierEvents
+from features.segments import first_rows
 
 #: Gaps between consecutive events longer than this count as idle time.
 IDLE_THRESHOLD_DAYS = 2.0
+#: Idle-then-rush: a wait of at least RUSH_MIN_IDLE_DAYS on the clock, then at least
+#: RUSH_STEPS events (the one ending the wait included) done within RUSH_DAYS to the end.
+RUSH_MIN_IDLE_DAYS = 1.0
+RUSH_DAYS = 0.5
+RUSH_STEPS = 3
 #: Events written to the system later than this after their timestamp are late records.
 RECORD_LAG_HOURS = 24.0
 HOUR_NS = 3_600 * 10**9
@@ -41,6 +48,7 @@ class ClockState(NamedTuple):
     paused_ns: np.ndarray  # per segment, office time paused
     finished: np.ndarray  # per segment, a terminal event reached
     end_w: np.ndarray  # per segment, W of the end (first terminal event, cut or last event)
+    end_row: np.ndarray  # per segment, row of the first terminal event, else its last row
     step: np.ndarray  # per row, office ns since the previous event (0 on first rows)
 
 
@@ -102,7 +110,8 @@ def clock_state(ev: DossierEvents) -> ClockState:
     first_terminal = seg.min(np.where(terminal, pos, np.nan).astype(np.float64))
     end_w = ev.w[last] if ev.cut_w is None else ev.cut_w.copy()
     done = ~np.isnan(first_terminal)
-    end_w = np.where(done, ev.w[np.nan_to_num(first_terminal).astype(np.int64)], end_w)
+    end_row = np.where(done, np.nan_to_num(first_terminal), last).astype(np.int64)
+    end_w = np.where(done, ev.w[end_row], end_w)
     return ClockState(
         honest_at=honest_at,
         honest=honest_at[last] + running_tail,
@@ -111,6 +120,7 @@ def clock_state(ev: DossierEvents) -> ClockState:
         paused_ns=stopped_time(pause_open),
         finished=finished.astype(bool),
         end_w=end_w,
+        end_row=end_row,
         step=step,
     )
 
@@ -166,6 +176,7 @@ def time_features(
     out["longest_idle_days"] = np.nan_to_num(seg.max(gaps), nan=0.0)
     excess = np.maximum(np.nan_to_num(gaps) - IDLE_THRESHOLD_DAYS, 0.0)
     out["idle_excess_days"] = seg.sum(excess)
+    out["idle_before_rush_share"] = idle_before_rush(ev, clock, statutory, ended)
     size = seg.sizes.astype(np.float64)
     off = ~ev.office
     out["off_hours_events"] = seg.count(off)
@@ -175,6 +186,37 @@ def time_features(
     out["off_hours_approvals"] = seg.count(off & vocab_mask(ev, s.APPROVED))
     out.update(_recording(ev))
     return out
+
+
+def idle_before_rush(
+    ev: DossierEvents, clock: ClockState, statutory: np.ndarray, ended: np.ndarray
+) -> np.ndarray:
+    """Per segment, its longest wait on the clock as a share of the statutory time when
+    that wait was followed by a rush (see ``RUSH_*``) that ended within the statutory time;
+    0 otherwise (an open dossier has not been rushed yet), NaN without a statutory time.
+
+    The wait is measured on the honest clock, so time waiting for the applicant's papers
+    or in a pause is not idleness.
+    """
+    seg, day, n = ev.seg, float(ev.day_ns), len(ev)
+    # the clock's increments: nothing while it is stopped, nor after the dossier ended
+    waited = np.zeros(n, dtype=np.int64)
+    if n:
+        waited[1:] = np.diff(clock.honest_at)
+    waited[seg.starts] = 0
+    longest = seg.max(waited.astype(np.float64), empty=0.0)
+    at = first_rows(seg, (waited == longest[seg.group]) & (waited > 0))
+    row = np.maximum(at, 0)
+    rushed = (
+        (at >= 0)
+        & (longest / day >= RUSH_MIN_IDLE_DAYS)
+        & (clock.end_row - row + 1 >= RUSH_STEPS)
+        & ((clock.end_w - ev.w[row]) / day <= RUSH_DAYS)
+        & (clock.honest <= statutory * day)
+        & ended
+    )
+    share = _safe_ratio(longest / day, statutory)
+    return np.where(np.isnan(share), np.nan, np.where(rushed, share, 0.0))
 
 
 def _recording(ev: DossierEvents) -> dict[str, np.ndarray]:

@@ -203,3 +203,155 @@ def test_large_real_logs_compute(data_dir: Path, name: str) -> None:
     frame = dossier_features(events, calendar(), process=NormalProcess().fit(events))
     feature_registry().check(frame)
     assert frame["events"].sum() == len(events)
+
+
+# --- waste-specific counts --------------------------------------------------------------
+
+
+def test_golden_waste_counts_read_as_the_story_of_each_dossier() -> None:
+    f = _features(vn_events())
+    # D04: LAND and TAX each appraise twice with nothing new; D05: OFF appraises 3 times
+    assert f.loc["D04", ["rework", "rework_without_input"]].tolist() == [3, 2]
+    assert f.loc["D05", ["rework", "rework_without_input"]].tolist() == [2, 2]
+    # D03: appraisals at two units are its route, and no transfer is made twice
+    assert f.loc["D03", ["rework", "rework_without_input", "repeated_transfers"]].tolist() == [
+        1,
+        0,
+        0,
+    ]
+    assert (f["repeated_transfers"] == 0).all()
+    # D06: untouched 1.875 of its 3 working days, then appraised, approved and returned
+    # at once (the approval at night on 30 April, the return on the 2 May holiday)
+    assert f.loc["D06", "idle_before_rush_share"] == pytest.approx(1.875 / 3)
+    assert f.loc["D02", "idle_before_rush_share"] == 0  # late: no rush to meet the deadline
+    assert f.loc["D09", "idle_before_rush_share"] == 0  # still open
+
+
+Step = tuple[str, str, str, str | None]  # activity, time, agency, target agency
+
+
+def _replaced(dossier: str, steps: list[Step]) -> pd.DataFrame:
+    """The golden events with ``dossier``'s events replaced by ``steps`` (dossier-level
+    columns and officers copied from its golden events)."""
+    events = vn_events()
+    mine = events[events[s.DOSSIER_ID] == dossier]
+    template = mine.iloc[[0] * len(steps)].reset_index(drop=True)
+    template[s.ACTIVITY] = [activity for activity, *_ in steps]
+    template[s.TIMESTAMP] = [pd.Timestamp(when) for _, when, *_ in steps]
+    template[s.RECORDED_AT] = template[s.TIMESTAMP]
+    template[s.AGENCY_ID] = [agency for _, _, agency, _ in steps]
+    template[s.TARGET_AGENCY_ID] = [target for *_, target in steps]
+    template[s.EVENT_ID] = [f"{dossier}-{i}" for i in range(len(steps))]
+    template[s.SEQ] = np.arange(len(steps))
+    template[s.RATING] = np.nan
+    return s.sort_events(pd.concat([events[events[s.DOSSIER_ID] != dossier], template]))
+
+
+def test_a_transfer_made_again_counts_as_repeated() -> None:
+    # D03 goes DESK -> LAND -> TAX -> LAND -> DESK; here LAND sends it to TAX once more
+    hops = [("DESK", "LAND"), ("LAND", "TAX"), ("TAX", "LAND"), ("LAND", "TAX"),
+            ("TAX", "LAND"), ("LAND", "DESK")]  # fmt: skip
+    steps: list[Step] = [("received", "2025-03-03T08:00+07:00", "DESK", None)]
+    steps += [
+        ("transferred", f"2025-03-{4 + i:02d}T10:00+07:00", a, b) for i, (a, b) in enumerate(hops)
+    ]
+    steps.append(("result_returned", "2025-03-10T15:00+07:00", "DESK", None))
+    f = _features(_replaced("D03", steps))
+    assert f.loc["D03", "transfers"] == 6
+    assert f.loc["D03", "repeated_transfers"] == 2  # LAND -> TAX and TAX -> LAND again
+    assert _features(vn_events()).loc["D03", "repeated_transfers"] == 0
+
+
+D02_START = [
+    ("received", "2025-03-03T08:00+07:00", "DESK", None),
+    ("appraised", "2025-03-04T10:00+07:00", "OFF", None),
+]
+D02_END = [
+    ("approved", "2025-03-12T10:00+07:00", "OFF", None),
+    ("result_returned", "2025-03-13T10:00+07:00", "DESK", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("middle", "rework", "without_input"),
+    [
+        # appraised again once the papers asked for arrived: needed work
+        (
+            [
+                ("supplement_requested", "2025-03-05T16:00+07:00", "OFF", None),
+                ("supplement_received", "2025-03-10T09:00+07:00", "DESK", None),
+                ("appraised", "2025-03-11T09:00+07:00", "OFF", None),
+            ],
+            1,
+            0,
+        ),
+        # appraised again after a pause ended (new facts from the verification)
+        (
+            [
+                ("paused", "2025-03-05T16:00+07:00", "OFF", None),
+                ("resumed", "2025-03-10T09:00+07:00", "OFF", None),
+                ("appraised", "2025-03-11T09:00+07:00", "OFF", None),
+            ],
+            1,
+            0,
+        ),
+        # appraised again before the papers arrive, and again by another unit: only the
+        # first is rework without input
+        (
+            [
+                ("appraised", "2025-03-05T09:00+07:00", "OFF", None),
+                ("supplement_requested", "2025-03-05T16:00+07:00", "OFF", None),
+                ("supplement_received", "2025-03-10T09:00+07:00", "DESK", None),
+                ("appraised", "2025-03-11T09:00+07:00", "LAND", None),
+            ],
+            2,
+            1,
+        ),
+    ],
+)
+def test_rework_without_input_spares_steps_redone_after_new_input(
+    middle: list[Step], rework: int, without_input: int
+) -> None:
+    f = _features(_replaced("D02", [*D02_START, *middle, *D02_END]))
+    assert f.loc["D02", ["rework", "rework_without_input"]].tolist() == [rework, without_input]
+
+
+def _rushed(*times: str) -> pd.DataFrame:
+    """D01 (3 statutory working days) received on Monday 3 March 2025 at 08:00, then
+    appraised, approved and returned at ``times``."""
+    steps: list[Step] = [("received", "2025-03-03T08:00+07:00", "DESK", None)]
+    for activity, when in zip(("appraised", "approved", "result_returned"), times, strict=True):
+        steps.append((activity, when, "DESK" if activity == "result_returned" else "OFF", None))
+    return _replaced("D01", steps)
+
+
+def test_idle_then_rush_is_the_idle_share_of_the_statutory_time() -> None:
+    # untouched until Wednesday 14:00 (7.5 + 8 + 5 office hours = 2.5625 working days),
+    # then everything within two hours, on time
+    f = _features(_rushed("2025-03-05T14:00+07:00", "2025-03-05T15:00+07:00",
+                          "2025-03-05T16:00+07:00"))  # fmt: skip
+    assert f.loc["D01", "idle_before_rush_share"] == pytest.approx(2.5625 / 3)
+    assert f.loc["D01", "idle_before_rush_share"] == pytest.approx(
+        f.loc["D01", "longest_idle_days"] / f.loc["D01", "statutory_days"]
+    )
+    # the same dossier seen before its result: it has not been rushed (yet)
+    cut = pd.Timestamp("2025-03-05T15:30+07:00")
+    events = _rushed("2025-03-05T14:00+07:00", "2025-03-05T15:00+07:00", "2025-03-05T16:00+07:00")
+    assert _features(events, as_of=cut).loc["D01", "idle_before_rush_share"] == 0
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        # the last steps spread over 7 office hours: not a rush
+        ("2025-03-05T08:00+07:00", "2025-03-05T13:30+07:00", "2025-03-05T16:30+07:00"),
+        # rushed, but after the deadline: late, not rushed to meet it
+        ("2025-03-06T09:00+07:00", "2025-03-06T10:00+07:00", "2025-03-06T11:00+07:00"),
+        # idle for half a working day only
+        ("2025-03-03T14:00+07:00", "2025-03-03T15:00+07:00", "2025-03-03T16:00+07:00"),
+    ],
+)
+def test_idle_then_rush_needs_a_long_wait_and_a_short_final_burst(times: tuple[str, ...]) -> None:
+    f = _features(_rushed(*times))
+    assert f.loc["D01", "longest_idle_days"] > 0.5
+    assert f.loc["D01", "idle_before_rush_share"] == 0
