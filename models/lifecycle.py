@@ -22,7 +22,7 @@ import pandas as pd
 from features.engine import Reference
 from giamsat.settings import Settings
 from models import registry
-from models.bundle import ModelBundle
+from models.bundle import BundleError, ModelBundle
 from models.dataset import Split, closed_table
 from models.scoring import Scores, score_log
 from models.waste import WasteModel
@@ -108,6 +108,11 @@ def score(
     else:
         registered = registry.load_bundle(settings, alias)
         bundle, which = registered.bundle, f"{settings.model_name} v{registered.version} ({alias})"
+    if bundle.info.get("catalogue") and ref.catalogue is None:
+        raise BundleError(
+            f"{which} was trained with a procedure catalogue (route conformance features): "
+            "pass the same catalogue with --catalog"
+        )
     ref = Reference(ref.calendar, ref.catalogue, ref.agencies, bundle.process)
     return score_log(bundle, events, ref, as_of=as_of, progress=say), which
 

@@ -60,9 +60,7 @@ def tracking(settings: Settings) -> Iterator[Any]:
     import mlflow
     from mlflow import MlflowClient
 
-    uri = settings.mlflow_tracking_uri
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    uri = tracking_uri(settings)
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(settings.mlflow_experiment) is None:
         root = settings.mlflow_artifact_root
@@ -72,6 +70,20 @@ def tracking(settings: Settings) -> Iterator[Any]:
         mlflow.create_experiment(settings.mlflow_experiment, artifact_location=root)
     mlflow.set_experiment(settings.mlflow_experiment)
     yield MlflowClient(tracking_uri=uri)
+
+
+def tracking_uri(settings: Settings) -> str:
+    """The tracking URI, a relative SQLite path made absolute (MLflow keeps one store per
+    URI string for the whole process, so a relative one would follow the first working
+    directory it was used in) and its folder created."""
+    uri = settings.mlflow_tracking_uri
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path = Path(uri.removeprefix("sqlite:///")).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+    if uri.startswith("sqlite:////"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return uri
 
 
 def _metric_name(name: str) -> str:

@@ -22,8 +22,8 @@ from giamsat.commands.inputs import (
 )
 from giamsat.settings import get_settings
 
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 def _say(line: str) -> None:
