@@ -13,6 +13,7 @@ native LightGBM Boosters, never MLflow's pyfunc wrapper.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -61,6 +62,9 @@ def tracking(settings: Settings) -> Iterator[Any]:
     from mlflow import MlflowClient
 
     uri = tracking_uri(settings)
+    # MLflow's INFO lines (table creation, migrations) and its note that a pyfunc without
+    # a signature has none are noise on a command line; errors still show.
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(settings.mlflow_experiment) is None:
         root = settings.mlflow_artifact_root
