@@ -5,9 +5,10 @@
 
 Simulated logs are generated once into ``--work`` (default ``var/bench``) and reused.
 Every measurement runs in a fresh process pinned to one core (Dask workers: one thread
-each), so peak memory (max RSS) is that run's own; "+MB run" is the peak beyond what the
-loaded log already took. pm4py is the peer we compare with; it
-is only installed in the bench environment (``make bench``).
+each), so peak memory (the process's own high-water mark, :func:`_peak_mb`) is that run's
+own; "+MB run" is the peak beyond what the loaded log already took. A Dask run reports the
+largest worker peak and the driver's (which joins the features to the dossiers). pm4py is
+the peer we compare with; it is only installed in the bench environment (``make bench``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,30 @@ EVENTS_PER_PROVINCE_YEAR = 1_000_000
 
 
 def _peak_mb() -> float:
+    """This process's peak resident memory since it started (or since :func:`_reset_peak`).
+
+    Read from ``VmHWM`` (Linux), not ``ru_maxrss``: Linux keeps ``ru_maxrss`` across
+    ``execve``, so a process started by fork and exec (a Dask worker, a bench child)
+    begins with its parent's resident size at that moment. Workers started by a driver
+    that still held the previous run's features reported the driver's 7.9 GB as theirs.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak() -> None:
+    """Start this process's peak memory afresh (Linux: ``clear_refs`` 5 resets VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+            refs.write("5")
+    except OSError:
+        pass
 
 
 def ensure_log(work: Path, events: int) -> Path:
@@ -221,16 +245,20 @@ def dask_scaling(log_dir: Path, work: Path) -> None:
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                           dashboard_address=None, memory_limit="10GiB") as cluster:  # fmt: skip
             with Client(cluster) as client:
+                _reset_peak()
                 start = time.perf_counter()
                 result = compute_features(store, calendar, catalogue=catalogue,
                                           agencies=agencies, engine="dask",
                                           scheduler=cluster.scheduler_address)  # fmt: skip
                 seconds[workers] = time.perf_counter() - start
                 peaks = client.run(_peak_mb)
+                driver = _peak_mb()
+        rows = len(result.dossiers)
+        del result  # the next cluster's workers must not start beside it
         per_worker = max(peaks.values())
         print(f"workers={workers}  {seconds[workers]:.1f} s  {events / seconds[workers]:,.0f} "
-              f"events/s  peak per worker {per_worker:,.0f} MB  "
-              f"dossiers={len(result.dossiers):,}", flush=True)  # fmt: skip
+              f"events/s  peak per worker {per_worker:,.0f} MB  driver {driver:,.0f} MB  "
+              f"dossiers={rows:,}", flush=True)  # fmt: skip
     print(f"speed-up 2 vs 1 workers: {seconds[1] / seconds[2]:.2f}x")
 
 
