@@ -3,9 +3,14 @@ Dask cluster partitioned by dossier.
 
 Stage A (``dossier_stage``) is dossier-local: each partition of whole dossiers gives its
 dossier features and the small stage-A tables (facts, officer touches, transfer edges).
-Stage B (``entity_stage``) aggregates those tables once, for entities and the transfer
-graph, and joins the results back to the dossiers. Both engines call the same two
-functions; the Dask engine only decides where stage A runs, so both give the same result.
+Stage B (``entity_stage``) aggregates those tables for entities and the transfer and
+officer-intermediary graphs, and joins the results back to the dossiers. Stage B is
+written once as calls on a runner (:mod:`features.tasks`): the pandas engine makes the
+calls in turn in this process; the Dask engine makes each a task, so Louvain, the
+transfer tables, the betweenness shares, each entity window and the officer-intermediary
+pairs run side by side on the workers, next to the stage-A partitions they read, and only
+their results come back to the driver for the final join. Both engines call the same
+functions on the same inputs in the same order of dependencies and give the same result.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from features.entities import (
     entity_tables,
     entity_window,
     join_entity_features,
-    pairs_of,
+    officer_submitter_pairs,
 )
 from features.entity_facts import dossier_facts, officer_touches, transfer_edges
 from features.eventstore import EventStore, bucket_of
@@ -134,6 +139,7 @@ def entity_stage(
     their results come back to be joined to the dossiers here.
     """
     parts = [a] if isinstance(a, StageA) else list(a)
+    own = [run.submit(_part_dossiers, p) for p in parts]  # fetched while the rest runs
     facts = run.submit(_stage_table, "facts", *parts)
     edges = run.submit(_stage_table, "edges", *parts)
     stamp = _as_of(as_of, run.result(run.submit(_last_time, facts)))
@@ -143,9 +149,10 @@ def entity_stage(
     touches = run.submit(_stage_table, "touches", *parts)
     tables = run.submit(entity_tables, facts, touches, edges, stamp)
     windows = [run.submit(entity_window, tables, stamp, w) for w in DEFAULT_WINDOWS]
-    pairs = run.submit(pairs_of, tables, stamp)
+    # beside Louvain, which already holds the facts: balances the workers, moves little
+    pairs = run.submit_apart(officer_submitter_pairs, facts, touches, stamp)
     keys = run.submit(_entity_keys, facts)
-    frames = [run.result(run.submit(_part_dossiers, p)) for p in parts]
+    frames = run.gather(own)
     dossiers = (pd.concat(frames) if len(frames) > 1 else frames[0]).sort_index(kind="stable")
     keyed = run.result(keys).set_index(s.DOSSIER_ID).reindex(dossiers.index).reset_index()
     entity = combine_windows([run.result(w) for w in windows])

@@ -178,14 +178,7 @@ def officer_submitter_pairs(
     stamp = as_timestamp(as_of)
     f = _facts_at(facts, stamp)
     f = f[_in_window(f["started_at"], stamp, window)]
-    return pairs_of(EntityTables(f, _touches_at(touches, f, stamp), edges=f[:0]), stamp, window)
-
-
-def pairs_of(tables: EntityTables, as_of: datetime | str, window: str = "365D") -> pd.DataFrame:
-    """:func:`officer_submitter_pairs` from prepared tables (:func:`entity_tables`)."""
-    t = tables.touches
-    t = with_handling_ratio(t[_in_window(t["started_at"], as_timestamp(as_of), window)])
-    return officer_pairs(t)
+    return officer_pairs(with_handling_ratio(_touches_at(touches, f, stamp)))
 
 
 def entity_window(

@@ -19,6 +19,7 @@ __all__ = [
     "complement_quantiles",
     "object_values",
     "safe_ratio",
+    "sorted_codes",
     "window_label",
 ]
 
@@ -69,21 +70,14 @@ def complement_quantiles(
     ``t_j = s_j - j`` counts the other values before s_j, so the r-th value of the complement
     sits at position ``r + #{j: t_j <= r}`` (one ``searchsorted`` for all pairs).
     """
-    frame = pd.DataFrame(
-        {
-            "g": pd.Series(groups).astype("string").to_numpy(dtype=object, na_value=""),
-            "s": pd.Series(subgroups).astype("string").to_numpy(dtype=object, na_value=""),
-            "v": pd.Series(values).to_numpy(dtype="float64", na_value=np.nan),
-        }
-    )
-    frame = frame[np.isfinite(frame["v"].to_numpy())]
-    # sort and pair on integer codes of the names (sorted factorisation keeps their order)
-    gcode, gnames = pd.factorize(frame["g"], sort=True)
-    scode, snames = pd.factorize(frame["s"], sort=True)
-    order = np.lexsort((scode, frame["v"].to_numpy(), gcode))
-    frame = frame.iloc[order].reset_index(drop=True)
-    gcode, scode = gcode[order], scode[order]
-    n_total = len(frame)
+    v = pd.Series(values).to_numpy(dtype="float64", na_value=np.nan)
+    keep = np.isfinite(v)
+    gcode, gnames = sorted_codes(pd.Series(groups))
+    scode, snames = sorted_codes(pd.Series(subgroups))
+    gcode, scode, v = gcode[keep], scode[keep], v[keep]
+    order = _order_by(gcode, v, scode)
+    gcode, scode, sorted_values = gcode[order], scode[order], v[order]
+    n_total = len(sorted_values)
     gsize = np.bincount(gcode, minlength=len(gnames)).astype(np.int64)
     gstart = np.concatenate([[0], np.cumsum(gsize)[:-1]]).astype(np.int64)
     pos = np.arange(n_total, dtype=np.int64) - gstart[gcode] if n_total else gcode
@@ -91,7 +85,7 @@ def complement_quantiles(
     pnames = pd.MultiIndex.from_arrays(
         [gnames[pkey // max(len(snames), 1)], snames[pkey % max(len(snames), 1)]]
     )
-    order = np.lexsort((pos, pcode))  # rows by pair, then by position in their group
+    order = np.argsort(pcode * (n_total + 1) + pos)  # by pair, then position in the group
     pc = pcode[order]
     psize = np.bincount(pc, minlength=len(pnames)).astype(np.int64)
     pstart = np.concatenate([[0], np.cumsum(psize)[:-1]]).astype(np.int64)
@@ -101,7 +95,6 @@ def complement_quantiles(
     keys = pc * big + t
     pair_group = gcode[order][pstart] if len(pnames) else np.zeros(0, dtype=np.int64)
     m = gsize[pair_group] - psize  # size of each complement
-    sorted_values = frame["v"].to_numpy()
     out: dict[str, np.ndarray] = {}
     pair_ids = np.arange(len(pnames), dtype=np.int64)
 
@@ -118,12 +111,43 @@ def complement_quantiles(
         lo_v = np.where(empty, np.nan, kth(np.where(empty, 0, lo))) if len(m) else h
         hi_v = np.where(empty, np.nan, kth(np.where(empty, 0, hi))) if len(m) else h
         out[f"q{q:g}"] = lo_v + (h - lo) * (hi_v - lo_v)
-    result = pd.DataFrame(out, index=pnames if len(pnames) else _no_pairs(frame))
+    result = pd.DataFrame(out, index=pnames if len(pnames) else _no_pairs())
     result.index.names = ["group", "subgroup"]
     result["n_other"] = m
     return result
 
 
-def _no_pairs(frame: pd.DataFrame) -> pd.MultiIndex:
-    """The empty (group, subgroup) index of a frame without values."""
-    return pd.MultiIndex.from_arrays([frame["g"][:0], frame["s"][:0]], names=["group", "subgroup"])
+def _order_by(major: np.ndarray, values: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    """Row order by ``major`` code, then value, then ``minor`` code (as ``np.lexsort``).
+
+    One argsort of a single int64 key (the value replaced by its rank among the distinct
+    values) instead of a three-key lexsort; rows with equal keys are interchangeable.
+    """
+    distinct, rank = np.unique(values, return_inverse=True)
+    n_minor = int(minor.max(initial=0)) + 1
+    span = float(int(major.max(initial=0)) + 1) * (len(distinct) + 1) * n_minor
+    if span >= 2.0**62:
+        return np.lexsort((minor, values, major))
+    return np.argsort((major * (len(distinct) + 1) + rank) * n_minor + minor)
+
+
+def _no_pairs() -> pd.MultiIndex:
+    """The empty (group, subgroup) index."""
+    empty = pd.Index([], dtype=object)
+    return pd.MultiIndex.from_arrays([empty, empty], names=["group", "subgroup"])
+
+
+def sorted_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of ``values`` into their sorted distinct names (missing: the name ``""``).
+
+    Hashes the values once (no conversion of every value to a Python string) and sorts
+    only the distinct names, so it is the sorted factorisation of the values as strings.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    names = object_values(pd.Index(uniques))
+    missing = codes < 0
+    if missing.any():
+        names = np.append(names, "")
+        codes = np.where(missing, len(names) - 1, codes)
+    distinct, inverse = np.unique(names.astype(str), return_inverse=True)
+    return inverse[codes].astype(np.int64), distinct.astype(object)

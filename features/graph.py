@@ -6,6 +6,13 @@ stage-A tables of :mod:`features.entity_facts` in any row order, deterministical
 A *return* is a handover X -> Y of a dossier that Y had earlier handed to X; a *ping-pong*
 is a return after which the dossier is handed over again (a plain return to the one-stop
 desk at the end is the normal route, not ping-pong).
+
+The work is a few calls (:func:`submit_graph_features`) that an engine may run as tasks:
+the officer-intermediary features (Louvain, the longest), the transfer tables
+(:mod:`features.graph_transfers`), betweenness in :data:`BETWEENNESS_TASKS` shares of
+source blocks (:mod:`features.graph_centrality`) and the frames built from them. The
+graphs are not split into connected components: on the simulated provinces each is a
+single component (ministries link every province), so there was nothing to split.
 """
 
 from __future__ import annotations
@@ -173,9 +180,9 @@ def submit_graph_features(
     as_of: datetime | str | None = None,
 ) -> tuple[Any, Any]:
     """:func:`graph_features` as calls on ``run``: handles of the transfer frames and of the
-    people frames. Louvain (the longest call) is submitted first; betweenness is split in
+    people frames. Louvain (the longest call) is submitted first and apart; betweenness is split in
     :data:`BETWEENNESS_TASKS` calls."""
-    people = run.submit(people_features, facts, as_of)
+    people = run.submit_apart(people_features, facts, as_of)
     tables = run.submit(transfer_tables, edges, catalogue, agencies, as_of)
     graph = run.submit(transfer_arrays, tables)
     shares = [

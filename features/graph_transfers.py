@@ -14,7 +14,13 @@ import pandas as pd
 
 from features import schema as s
 from features.catalogue import Catalogue
-from features.entity_stats import IQR_TO_SIGMA, as_timestamp, complement_quantiles, safe_ratio
+from features.entity_stats import (
+    IQR_TO_SIGMA,
+    as_timestamp,
+    complement_quantiles,
+    safe_ratio,
+    sorted_codes,
+)
 
 __all__ = ["TransferArrays", "transfer_arrays", "transfer_graph", "transfer_tables"]
 
@@ -24,18 +30,36 @@ PAIR = "agency_pair"
 def _prepared_edges(
     edges: pd.DataFrame, catalogue: Catalogue | None, agencies: pd.DataFrame | None
 ) -> pd.DataFrame:
-    """Edges in canonical order with their pair, return / ping-pong and off-route marks."""
-    e = edges.sort_values(
-        [s.DOSSIER_ID, "at", "from_agency", "to_agency"], kind="stable", ignore_index=True
-    )
+    """Edges in canonical order with their pair, return / ping-pong and off-route marks.
+
+    Sorted and matched on integer codes (sorted factorisations, so the order is that of the
+    names): the k-th handover of a dossier is a return when the same dossier made the
+    reverse handover before it.
+    """
+    n = len(edges)
+    dossier, _ = sorted_codes(edges[s.DOSSIER_ID])
+    both, names = sorted_codes(pd.concat([edges["from_agency"], edges["to_agency"]]))
+    source, target = both[:n], both[n:]
+    at = pd.DatetimeIndex(edges["at"]).asi8
+    order = np.lexsort((target, source, at, dossier))  # stable, as a sort of the names
+    e = edges.iloc[order].reset_index(drop=True)
+    dossier, source, target = dossier[order], source[order], target[order]
     e = e.assign(**{PAIR: e["from_agency"] + "->" + e["to_agency"]})
-    nth = e.groupby(s.DOSSIER_ID, sort=False).cumcount().to_numpy()
-    size = e.groupby(s.DOSSIER_ID, sort=False)["at"].transform("size").to_numpy()
+    new = np.r_[True, dossier[1:] != dossier[:-1]] if n else np.zeros(0, dtype=bool)
+    starts = np.flatnonzero(new)
+    group = np.cumsum(new) - 1
+    nth = np.arange(n) - starts[group] if n else group
+    size = np.diff(np.r_[starts, n])[group] if n else group
     # first handover of each (dossier, from, to): a later reverse handover is a return
-    first = e.assign(_n=nth).groupby([s.DOSSIER_ID, "from_agency", "to_agency"])["_n"].min()
-    reverse = pd.MultiIndex.from_arrays([e[s.DOSSIER_ID], e["to_agency"], e["from_agency"]])
-    earlier = first.reindex(reverse).to_numpy(dtype="float64", na_value=np.nan)
-    returns = np.isfinite(earlier) & (earlier < nth)
+    pairs, pair = np.unique(source * len(names) + target, return_inverse=True)
+    keys, first = np.unique(dossier * len(pairs) + pair, return_index=True)
+    reverse_pair = np.searchsorted(pairs, target * len(names) + source)
+    known = reverse_pair < len(pairs)
+    known[known] = pairs[reverse_pair[known]] == (target * len(names) + source)[known]
+    reverse = dossier * len(pairs) + np.minimum(reverse_pair, max(len(pairs) - 1, 0))
+    at_key = np.minimum(np.searchsorted(keys, reverse), max(len(keys) - 1, 0))
+    found = known & (keys[at_key] == reverse) if n else known
+    returns = found & (nth[first[at_key]] < nth) if n else found
     return e.assign(
         _return=returns,
         _pingpong=returns & (nth < size - 1),
