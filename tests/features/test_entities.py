@@ -224,8 +224,8 @@ def test_events_after_as_of_never_change_entity_features() -> None:
     later[s.DOSSIER_ID] = "late-" + later[s.DOSSIER_ID]
     later[s.EVENT_ID] = "late-" + later[s.EVENT_ID]
     grown = s.coerce_events(pd.concat([events, later], ignore_index=True))
-    before = entity_features(*stage_a(events, as_of), as_of, windows=("30D", "90D"))
-    after = entity_features(*stage_a(grown, as_of), as_of, windows=("30D", "90D"))
+    before = entity_features(*stage_a(events, as_of), as_of, windows=("30D", "90D", "all"))
+    after = entity_features(*stage_a(grown, as_of), as_of, windows=("30D", "90D", "all"))
     for entity in before:
         pd.testing.assert_frame_equal(before[entity], after[entity])
     # an open dossier's late flag only counts once it ended
@@ -235,6 +235,19 @@ def test_events_after_as_of_never_change_entity_features() -> None:
     pd.testing.assert_series_equal(
         early["officer"]["late_share_90d"], cut["officer"]["late_share_90d"]
     )
+
+
+def test_the_all_history_window_reaches_back_past_every_day_window() -> None:
+    events = mixed_log(3)  # dossiers start in the first 70 working days
+    as_of = at(400.0)  # more than a year after the last start
+    frames = entity_features(*stage_a(events, as_of), as_of, windows=("365D", "all"))
+    officer = frames["officer"]
+    assert officer["dossiers_365d"].eq(0).all()
+    assert officer["dossiers_all"].sum() == events[s.DOSSIER_ID].nunique()
+    assert frames["agency_pair"]["transfers_all"].sum() > 0
+    # up to as_of only: the same tables at an earlier time count fewer dossiers
+    early = entity_features(*stage_a(events, at(30.0)), at(30.0), windows=("all",))
+    assert 0 < early["officer"]["dossiers_all"].sum() < officer["dossiers_all"].sum()
 
 
 def split_by_dossier(events: pd.DataFrame, parts: int = 3) -> list[pd.DataFrame]:
