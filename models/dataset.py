@@ -65,8 +65,12 @@ def _with_recent(
     history["finished_at"] = history["finished_at"].where(history["terminal"])
     history = history.rename(columns={"final_late_honest": "late"})
     queries = frame[[c for c in context.columns if c in frame]].copy()
-    queries["cut"] = cut.to_numpy()
-    return pd.concat([frame, recent_outcomes(history, queries)], axis=1)
+    # .array keeps the tz-aware times (to_numpy gives Timestamp objects, slow to parse back)
+    queries["cut"] = pd.Series(cut).array
+    recent = recent_outcomes(history, queries)
+    # the rows are aligned by construction: assigning skips concat's index comparison,
+    # which materialises a (dossier_id, cut) MultiIndex
+    return frame.assign(**{c: recent[c].to_numpy() for c in recent.columns})
 
 
 def _outcomes(events: pd.DataFrame, ref: Reference) -> pd.DataFrame:
