@@ -77,7 +77,7 @@ class Norms:
         return cls(data.get("by_procedure", {}), data.get("overall", {}))
 
 
-def contributions(booster: lgb.Booster, X: pd.DataFrame) -> np.ndarray:
+def contributions(booster: lgb.Booster, X: np.ndarray | pd.DataFrame) -> np.ndarray:
     """Per-row, per-feature contributions to the raw score (the bias column dropped)."""
     if not len(X):
         return np.zeros((0, X.shape[1]))

@@ -75,6 +75,25 @@ class FeatureMatrix:
             )
         return frame
 
+    def array(self, table: pd.DataFrame) -> np.ndarray:
+        """The matrix of ``table`` as float64 numbers, categories as their codes (NaN when
+        missing or unseen): what the Boosters predict from. LightGBM gives the same
+        predictions as from :meth:`transform`'s frame, without its per-call conversion of
+        a DataFrame (about 20 ms a call, against 0.1 ms for one row here)."""
+        missing = [c for c in self.columns if c not in table]
+        if missing:
+            raise MissingFeatureError(f"the table lacks the model's columns {missing}")
+        out = np.empty((len(table), len(self.columns)), dtype=np.float64)
+        for j, c in enumerate(self.numeric):
+            out[:, j] = pd.to_numeric(table[c], errors="coerce").to_numpy(
+                np.float64, na_value=np.nan
+            )
+        offset = len(self.numeric)
+        for j, (c, values) in enumerate(self.categories.items()):
+            codes = pd.Index(values).get_indexer(table[c].astype("string").to_numpy(dtype=object))
+            out[:, offset + j] = np.where(codes >= 0, codes, np.nan)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         # categories as (name, values) pairs: their order is the model's column order
         return {
