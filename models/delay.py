@@ -122,7 +122,7 @@ class DelayModel(BaseEstimator):
             X, y, objective="binary", rounds=self.rounds, seed=self.seed, params=params,
             weight=weight,
         )  # fmt: skip
-        raw = np.asarray(self.booster_.predict(self.matrix_.transform(calibration), raw_score=True))
+        raw = np.asarray(self.booster_.predict(self.matrix_.array(calibration), raw_score=True))
         y_cal = calibration[LABEL].to_numpy(dtype=np.float64)
         self.calibration_ = Calibration().fit(raw, y_cal)
         ids = calibration.index.get_level_values(s.DOSSIER_ID)
@@ -151,7 +151,7 @@ class DelayModel(BaseEstimator):
         check_is_fitted(self, "booster_")
         if not len(table):
             return np.zeros(0)
-        raw = self.booster_.predict(self.matrix_.transform(table), raw_score=True)
+        raw = self.booster_.predict(self.matrix_.array(table), raw_score=True)
         return np.clip(self.calibration_.transform(np.asarray(raw)), 0.0, 1.0)
 
     def predict_proba(self, table: pd.DataFrame) -> np.ndarray:
@@ -164,7 +164,7 @@ class DelayModel(BaseEstimator):
         check_is_fitted(self, "quantiles_")
         if not len(table):
             return np.zeros(0), np.zeros(0)
-        X = self.matrix_.transform(table)
+        X = self.matrix_.array(table)
         p50 = np.maximum(np.asarray(self.quantiles_[0.5].predict(X)), 0.0)
         p90 = np.maximum(np.asarray(self.quantiles_[0.9].predict(X)), p50)
         return p50, p90
@@ -172,9 +172,8 @@ class DelayModel(BaseEstimator):
     def explain(self, table: pd.DataFrame, k: int = 3) -> list[list[Reason]]:
         """The ``k`` features raising each row's risk most, with values and norms."""
         check_is_fitted(self, "booster_")
-        X = self.matrix_.transform(table)
-        columns = list(X.columns)
-        return top_reasons(contributions(self.booster_, X), table, columns, self.norms_, k=k)
+        contrib = contributions(self.booster_, self.matrix_.array(table))
+        return top_reasons(contrib, table, self.matrix_.columns, self.norms_, k=k)
 
     # -- persistence: native LightGBM text and JSON, no pickle ---------------------------
     def save(self, path: Path) -> Path:

@@ -152,7 +152,7 @@ class WasteModel(BaseEstimator):
 
     def _raw(self, table: pd.DataFrame) -> pd.DataFrame:
         out = _patterns(table, self.rush_share)
-        expected = np.maximum(np.asarray(self.booster_.predict(self.matrix_.transform(table))), 0)
+        expected = np.maximum(np.asarray(self.booster_.predict(self.matrix_.array(table))), 0)
         honest = table["honest_clock_days"].to_numpy(dtype=np.float64)
         out["expected_days"] = expected
         out["excess_days"] = np.nan_to_num(np.maximum(honest - expected, 0.0))
