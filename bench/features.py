@@ -200,8 +200,15 @@ def _child(case: str, log_dir: Path) -> dict[str, Any] | None:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _load_note() -> str:
+    """The machine's load beside the core count: other processes share the cores, and a
+    load above the core count slows every run (a 2-worker run most)."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
+
+
 def one_core(log_dir: Path) -> None:
-    print(f"\none core, {log_dir}")
+    print(f"\none core, {log_dir}; {_load_note()}")
     header = (f"{'case':<22}{'events':>12}{'seconds':>9}{'events/s':>13}{'peak MB':>9}"
               f"{'+MB run':>10}")  # fmt: skip
     print(header + "\n" + "-" * len(header))
@@ -240,6 +247,7 @@ def dask_scaling(log_dir: Path, work: Path) -> None:
     agencies = pd.read_csv(log_dir / "agencies.csv", dtype=str)[["agency_id", "unit_type"]]
     events = sum(pq_rows(f) for f in store.bucket_files())
     print(f"\nDask on {events:,} events ({len(store.bucket_files())} partitions)")
+    print(_load_note())
     seconds: dict[int, float] = {}
     for workers in (1, 2):
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -258,7 +266,7 @@ def dask_scaling(log_dir: Path, work: Path) -> None:
         per_worker = max(peaks.values())
         print(f"workers={workers}  {seconds[workers]:.1f} s  {events / seconds[workers]:,.0f} "
               f"events/s  peak per worker {per_worker:,.0f} MB  driver {driver:,.0f} MB  "
-              f"dossiers={rows:,}", flush=True)  # fmt: skip
+              f"dossiers={rows:,}  ({_load_note()})", flush=True)  # fmt: skip
     print(f"speed-up 2 vs 1 workers: {seconds[1] / seconds[2]:.2f}x")
 
 
