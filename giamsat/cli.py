@@ -182,7 +182,7 @@ def demo(
         Path | None, typer.Option(help="real logs (default: settings, ../shared/data)")
     ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="where to write")] = Path("var"),
-    months: Annotated[int, typer.Option(min=1, max=24, help="months to simulate")] = 2,
+    months: Annotated[int, typer.Option(min=2, max=24, help="months to simulate")] = 3,
 ) -> None:
     """The main job: simulate a province, ingest it and a real log, summarise both."""
     from giamsat.demo import run_demo
@@ -208,6 +208,32 @@ def demo(
         for row in result.furthest_over.itertuples(index=False):
             table.add_row(str(row.dossier), str(row.why))
         out.print(table)
+    if result.metrics is not None:
+        shown: dict[str, object] = {k: result.metrics[k] for k in DEMO_METRICS
+                                    if k in result.metrics}  # fmt: skip
+        out.print(summary_table("delay and waste models, test period", shown))
+    if result.alerts is not None and len(result.alerts):
+        table = Table(title=f"alerts as of {result.as_of}", title_justify="left")
+        for column in ("kind", "subject_id", "score", "reasons"):
+            table.add_column(column, style="bold" if column == "kind" else None)
+        for alert in result.alerts.to_dict("records"):
+            table.add_row(str(alert["kind"]), str(alert["subject_id"]),
+                          f"{alert['score']:.2f}", str(alert["reasons"]))  # fmt: skip
+        out.print(table)
+
+
+#: the model figures the demo prints (the report has them all).
+DEMO_METRICS = (
+    "delay_auc_half",
+    "logistic_auc_half",
+    "procedure_rate_auc_half",
+    "delay_false_alarm_share",
+    "delay_warned_2d_share_over_2d",
+    "remaining_mae",
+    "naive_remaining_mae",
+    "remaining_p90_coverage",
+    "waste_ap",
+)
 
 
 def main() -> None:  # pragma: no cover - console entry point

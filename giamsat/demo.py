@@ -9,9 +9,10 @@ from typing import Any
 
 import pandas as pd
 
+from features import schema as s
 from features.calendar import WorkingCalendar
 from features.catalogue import load_catalogue
-from features.engine import compute_features
+from features.engine import Reference, compute_features
 from features.eventstore import EventStore
 from features.ingest import IngestOptions, load_events
 from features.registry import feature_registry
@@ -35,6 +36,10 @@ class DemoResult:
     stores: dict[str, Path]
     features: Path | None = None
     furthest_over: pd.DataFrame | None = None
+    #: the trained model's figures on the test period, and the top alerts as of a time.
+    metrics: dict[str, float] | None = None
+    alerts: pd.DataFrame | None = None
+    as_of: pd.Timestamp | None = None
 
 
 def run_demo(
@@ -69,6 +74,9 @@ def run_demo(
     features_dir.mkdir(parents=True, exist_ok=True)
     feats.dossiers.to_parquet(features_dir / "dossiers.parquet")
     say(f"{len(feats.dossiers):,} dossiers x {feats.dossiers.shape[1]} features -> {features_dir}")
+    labels = pd.read_csv(sim.out / "labels_dossiers.csv", dtype={"dossier_id": str})
+    trained = _models(settings, out, events, Reference(calendar, load_catalogue(
+        sim.catalogue_path), agencies), labels.set_index("dossier_id"), say)  # fmt: skip
 
     name, options, country = REAL_LOG
     path = (data_dir / name) if data_dir is not None else None
@@ -81,7 +89,38 @@ def run_demo(
         stores[name] = _store(settings, out / f"store-{path.stem}", events, say)
         real_calendar = WorkingCalendar.for_country(country, tz=options.tz)
         summaries[name] = summarise(events, real_calendar)
-    return DemoResult(summaries, stores, features_dir, furthest_over(feats.dossiers))
+    return DemoResult(summaries, stores, features_dir, furthest_over(feats.dossiers), *trained)
+
+
+def _models(
+    settings: Settings,
+    out: Path,
+    events: pd.DataFrame,
+    ref: Reference,
+    labels: pd.DataFrame,
+    say: Say,
+) -> tuple[dict[str, float], pd.DataFrame, pd.Timestamp]:
+    """Train and register the delay and waste models, then score the province as of a
+    day in the test period; writes scores.csv and alerts.csv beside the stores."""
+    from models.lifecycle import score, train_and_register
+
+    say("training the delay and waste models (MLflow: " + settings.mlflow_tracking_uri + ")")
+    registered = train_and_register(
+        settings, events, ref, labels=labels, report_dir=out / "report", source="demo", say=say
+    )
+    starts = events.groupby(s.DOSSIER_ID, observed=True)[s.TIMESTAMP].min()
+    as_of = pd.Timestamp(starts.sort_values().iloc[int(len(starts) * 0.9)]).floor("h")
+    result, which = score(settings, events, ref, as_of=as_of, say=say)
+    result.scores.to_csv(out / "scores.csv", index=False)
+    result.alerts.to_csv(out / "alerts.csv", index=False)
+    say(f"scored {len(result.scores):,} dossiers as of {as_of} with {which}: "
+        f"{len(result.alerts):,} alerts -> {out / 'alerts.csv'}")  # fmt: skip
+    # delay alerts while there is still time to act first, then the most wasteful dossiers
+    left = result.scores.set_index(s.DOSSIER_ID)["remaining_honest_days"]
+    alerts = result.alerts.assign(left=left.reindex(result.alerts["subject_id"]).to_numpy())
+    savable = alerts[(alerts["kind"] == "delay") & (alerts["left"] > 0)].head(4)
+    top = pd.concat([savable, alerts[alerts["kind"] == "waste"].head(3)], ignore_index=True)
+    return registered.bundle.metrics, top, as_of
 
 
 def furthest_over(dossiers: pd.DataFrame, n: int = 8) -> pd.DataFrame:

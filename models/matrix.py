@@ -90,7 +90,7 @@ class FeatureMatrix:
             )
         offset = len(self.numeric)
         for j, (c, values) in enumerate(self.categories.items()):
-            codes = pd.Index(values).get_indexer(table[c].astype("string").to_numpy(dtype=object))
+            codes = pd.Index(values).get_indexer(pd.Index(table[c].astype("string")))
             out[:, offset + j] = np.where(codes >= 0, codes, np.nan)
         return out
 
