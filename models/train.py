@@ -36,6 +36,7 @@ __all__ = [
     "TrainingResult",
     "evaluate",
     "grid_cuts",
+    "half_table",
     "period_table",
     "train",
 ]
@@ -119,10 +120,10 @@ def period_table(
     each prefix only up to its cut."""
     starts = _starts(events) if starts is None else starts
     ids = starts.index[split.period(starts) == period]
-    events_, fractions = (
+    max_events, fractions = (
         (DENSE_EVENTS, DENSE_FRACTIONS) if dense else (TRAIN_EVENTS, TRAIN_FRACTIONS)
     )
-    cuts = grid_cuts(events, ref, ids, max_events=events_, fractions=fractions)
+    cuts = grid_cuts(events, ref, ids, max_events=max_events, fractions=fractions)
     return split.settled(cut_table(events, ref, cuts), period)
 
 
