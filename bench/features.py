@@ -7,8 +7,10 @@ Simulated logs are generated once into ``--work`` (default ``var/bench``) and re
 Every measurement runs in a fresh process pinned to one core (Dask workers: one thread
 each), so peak memory (the process's own high-water mark, :func:`_peak_mb`) is that run's
 own; "+MB run" is the peak beyond what the loaded log already took. A Dask run reports the
-largest worker peak and the driver's (which joins the features to the dossiers). pm4py is
-the peer we compare with; it is only installed in the bench environment (``make bench``).
+largest worker peak and the driver's (which joins the features to the dossiers), and the CPU
+seconds of each worker and of the driver: the cores are shared, so wall times and the
+speed-up are noisy, while CPU seconds show how the work was split. pm4py is the peer we
+compare with; it is only installed in the bench environment (``make bench``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ def _peak_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_seconds() -> float:
+    """CPU time (user + system) this process has used: unlike wall time, other processes
+    on the shared cores do not inflate it, so it shows how the work was split."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _reset_peak() -> None:
@@ -254,6 +263,8 @@ def dask_scaling(log_dir: Path, work: Path) -> None:
                           dashboard_address=None, memory_limit="10GiB") as cluster:  # fmt: skip
             with Client(cluster) as client:
                 _reset_peak()
+                cpu_before = client.run(_cpu_seconds)
+                driver_cpu = _cpu_seconds()
                 start = time.perf_counter()
                 result = compute_features(store, calendar, catalogue=catalogue,
                                           agencies=agencies, engine="dask",
@@ -261,12 +272,16 @@ def dask_scaling(log_dir: Path, work: Path) -> None:
                 seconds[workers] = time.perf_counter() - start
                 peaks = client.run(_peak_mb)
                 driver = _peak_mb()
+                driver_cpu = _cpu_seconds() - driver_cpu
+                cpu = {w: c - cpu_before[w] for w, c in client.run(_cpu_seconds).items()}
         rows = len(result.dossiers)
         del result  # the next cluster's workers must not start beside it
         per_worker = max(peaks.values())
         print(f"workers={workers}  {seconds[workers]:.1f} s  {events / seconds[workers]:,.0f} "
               f"events/s  peak per worker {per_worker:,.0f} MB  driver {driver:,.0f} MB  "
               f"dossiers={rows:,}  ({_load_note()})", flush=True)  # fmt: skip
+        print(f"           CPU s per worker {' + '.join(f'{c:.0f}' for c in sorted(cpu.values()))}"
+              f", driver {driver_cpu:.0f}", flush=True)  # fmt: skip
     print(f"speed-up 2 vs 1 workers: {seconds[1] / seconds[2]:.2f}x")
 
 
