@@ -69,10 +69,10 @@ class FeatureMatrix:
                for c in self.numeric}  # fmt: skip
         frame = pd.DataFrame(out, index=table.index)
         for c, values in self.categories.items():
-            text = table[c].astype("string")
-            frame[c] = pd.Categorical(
-                np.asarray(text.astype(object).where(text.notna(), None)), categories=list(values)
-            )
+            codes = pd.Index(values).get_indexer(pd.Index(table[c].astype("string")))
+            # unseen values get code -1 (missing), never a category of their own
+            dtype = pd.CategoricalDtype(list(values))
+            frame[c] = pd.Categorical.from_codes(codes.astype(np.int64), dtype=dtype)
         return frame
 
     def array(self, table: pd.DataFrame) -> np.ndarray:
