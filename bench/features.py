@@ -5,7 +5,7 @@
 
 Simulated logs are generated once into ``--work`` (default ``var/bench``) and reused.
 Every measurement runs in a fresh process pinned to one core (Dask workers: one thread
-each), so peak memory (the process's own high-water mark, :func:`_peak_mb`) is that run's
+each), so peak memory (the process's own high-water mark, :func:`peak_mb`) is that run's
 own; "+MB run" is the peak beyond what the loaded log already took. A Dask run reports the
 largest worker peak and the driver's (which joins the features to the dossiers), and the CPU
 seconds of each worker and of the driver: the cores are shared, so wall times and the
@@ -34,7 +34,7 @@ from features import schema as s
 EVENTS_PER_PROVINCE_YEAR = 1_000_000
 
 
-def _peak_mb() -> float:
+def peak_mb() -> float:
     """This process's peak resident memory since it started (or since :func:`_reset_peak`).
 
     Read from ``VmHWM`` (Linux), not ``ru_maxrss``: Linux keeps ``ru_maxrss`` across
@@ -172,7 +172,7 @@ def run_one(case: str, log_dir: Path) -> dict[str, Any]:
     catalogue = load_catalogue(log_dir / "catalogue.yaml")
     agencies = pd.read_csv(log_dir / "agencies.csv", dtype=str)[["agency_id", "unit_type"]]
     frame = pm4py_frame(events) if case == "basic_pm4py" else None
-    before = _peak_mb()
+    before = peak_mb()
     start = time.perf_counter()
     if case == "minimal":
         rows = len(minimal_pass(events))
@@ -193,7 +193,7 @@ def run_one(case: str, log_dir: Path) -> dict[str, Any]:
     else:
         raise SystemExit(f"unknown case {case}")
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "events": len(events), "rows": rows, "peak_mb": _peak_mb(),
+    return {"seconds": seconds, "events": len(events), "rows": rows, "peak_mb": peak_mb(),
             "loaded_mb": before}  # fmt: skip
 
 
@@ -209,7 +209,7 @@ def _child(case: str, log_dir: Path) -> dict[str, Any] | None:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _load_note() -> str:
+def load_note() -> str:
     """The machine's load beside the core count: other processes share the cores, and a
     load above the core count slows every run (a 2-worker run most)."""
     one, five, _ = os.getloadavg()
@@ -217,7 +217,7 @@ def _load_note() -> str:
 
 
 def one_core(log_dir: Path) -> None:
-    print(f"\none core, {log_dir}; {_load_note()}")
+    print(f"\none core, {log_dir}; {load_note()}")
     header = (f"{'case':<22}{'events':>12}{'seconds':>9}{'events/s':>13}{'peak MB':>9}"
               f"{'+MB run':>10}")  # fmt: skip
     print(header + "\n" + "-" * len(header))
@@ -256,7 +256,7 @@ def dask_scaling(log_dir: Path, work: Path) -> None:
     agencies = pd.read_csv(log_dir / "agencies.csv", dtype=str)[["agency_id", "unit_type"]]
     events = sum(pq_rows(f) for f in store.bucket_files())
     print(f"\nDask on {events:,} events ({len(store.bucket_files())} partitions)")
-    print(_load_note())
+    print(load_note())
     seconds: dict[int, float] = {}
     for workers in (1, 2):
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -270,8 +270,8 @@ def dask_scaling(log_dir: Path, work: Path) -> None:
                                           agencies=agencies, engine="dask",
                                           scheduler=cluster.scheduler_address)  # fmt: skip
                 seconds[workers] = time.perf_counter() - start
-                peaks = client.run(_peak_mb)
-                driver = _peak_mb()
+                peaks = client.run(peak_mb)
+                driver = peak_mb()
                 driver_cpu = _cpu_seconds() - driver_cpu
                 cpu = {w: c - cpu_before[w] for w, c in client.run(_cpu_seconds).items()}
         rows = len(result.dossiers)
@@ -279,7 +279,7 @@ def dask_scaling(log_dir: Path, work: Path) -> None:
         per_worker = max(peaks.values())
         print(f"workers={workers}  {seconds[workers]:.1f} s  {events / seconds[workers]:,.0f} "
               f"events/s  peak per worker {per_worker:,.0f} MB  driver {driver:,.0f} MB  "
-              f"dossiers={rows:,}  ({_load_note()})", flush=True)  # fmt: skip
+              f"dossiers={rows:,}  ({load_note()})", flush=True)  # fmt: skip
         print(f"           CPU s per worker {' + '.join(f'{c:.0f}' for c in sorted(cpu.values()))}"
               f", driver {driver_cpu:.0f}", flush=True)  # fmt: skip
     print(f"speed-up 2 vs 1 workers: {seconds[1] / seconds[2]:.2f}x")

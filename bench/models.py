@@ -16,7 +16,6 @@ and the explanations (SHAP contributions), and the whole batch job
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.features import load_note, peak_mb
 from features import schema as s
 from features.calendar import WorkingCalendar
 from features.engine import Reference
@@ -34,18 +34,6 @@ from models.scoring import score_log
 from models.train import train
 from simulator import SimulationConfig, simulate_log
 from simulator.run import default_catalogue
-
-
-def _peak_mb() -> float:
-    """This process's peak resident memory (Linux VmHWM), in MB."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def _timed(call: Callable[[], Any], repeat: int = 1) -> tuple[Any, float]:
@@ -85,7 +73,7 @@ def simulated(months: int, seed: int) -> tuple[pd.DataFrame, Reference]:
 
 
 def run(months: int, seed: int, repeat: int) -> None:
-    print(_load())
+    print(load_note())
     (events, ref), seconds = _timed(lambda: simulated(months, seed))
     dossiers = events[s.DOSSIER_ID].nunique()
     print(
@@ -95,7 +83,7 @@ def run(months: int, seed: int, repeat: int) -> None:
 
     stages = _Stages()
     result, seconds = _timed(lambda: train(events, ref, progress=stages))
-    print(f"\n== training: {seconds:.0f} s in all, peak memory {_peak_mb():,.0f} MB ==")
+    print(f"\n== training: {seconds:.0f} s in all, peak memory {peak_mb():,.0f} MB ==")
     for name, took in stages.close():
         print(f"  {took:7.1f} s  {name}")
     m = result.metrics
@@ -145,13 +133,7 @@ def run(months: int, seed: int, repeat: int) -> None:
         f"  batch job (score_log: {len(scores.scores):,} dossiers started by then, waste "
         f"and reasons included): {t_job:.1f} s, {len(scores.scores) / t_job:,.0f} dossiers/s"
     )
-    print(f"peak memory {_peak_mb():,.0f} MB; {_load()}")
-
-
-def _load() -> str:
-    """The load average: the two cores are shared, and the figures stretch with it."""
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
+    print(f"peak memory {peak_mb():,.0f} MB; {load_note()}")
 
 
 def main(argv: list[str] | None = None) -> None:
