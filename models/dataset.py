@@ -73,7 +73,7 @@ def _with_recent(
     return frame.assign(**{c: recent[c].to_numpy() for c in recent.columns})
 
 
-def _outcomes(events: pd.DataFrame, ref: Reference) -> pd.DataFrame:
+def outcomes_of(events: pd.DataFrame, ref: Reference) -> pd.DataFrame:
     """Per dossier: when it ended (first terminal event, else its last event), whether it
     ended late on the honest clock, and its final honest duration in working days."""
     full = dossier_features(
@@ -128,7 +128,7 @@ def prefix_table(
 def _finish(frame: pd.DataFrame, events: pd.DataFrame, ref: Reference) -> pd.DataFrame:
     """Context, recent outcomes at each cut, and labels for a (dossier_id, cut) frame."""
     context = context_features(events, ref.agencies)
-    outcomes = _outcomes(events, ref)
+    outcomes = outcomes_of(events, ref)
     frame = _with_context(frame, context)
     cut = pd.Series(frame.index.get_level_values("cut"), index=frame.index)
     frame = _with_recent(frame, outcomes, context, cut)
@@ -161,9 +161,15 @@ def cut_table(events: pd.DataFrame, ref: Reference, cuts: pd.Series) -> pd.DataF
     return _finish(frame, events, ref)
 
 
-def open_table(events: pd.DataFrame, ref: Reference, as_of: pd.Timestamp) -> pd.DataFrame:
+def open_table(
+    events: pd.DataFrame,
+    ref: Reference,
+    as_of: pd.Timestamp,
+    outcomes: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Dossiers open at ``as_of`` with their features as of then (index dossier_id). Pass
-    only events known at ``as_of``: outcomes for recent-outcome features come from them."""
+    only events known at ``as_of``: outcomes for recent-outcome features come from them
+    (``outcomes``: :func:`outcomes_of` those events, when the caller has it already)."""
     frame = prefix_features(
         events,
         ref.calendar,
@@ -175,15 +181,20 @@ def open_table(events: pd.DataFrame, ref: Reference, as_of: pd.Timestamp) -> pd.
     context = context_features(events, ref.agencies)
     frame = _with_context(frame, context)
     cut = pd.Series(pd.DatetimeIndex([as_of] * len(frame)), index=frame.index)
-    return _with_recent(frame, _outcomes(events, ref), context, cut)
+    known = outcomes if outcomes is not None else outcomes_of(events, ref)
+    return _with_recent(frame, known, context, cut)
 
 
 def closed_table(
-    events: pd.DataFrame, ref: Reference, as_of: pd.Timestamp | None = None
+    events: pd.DataFrame,
+    ref: Reference,
+    as_of: pd.Timestamp | None = None,
+    outcomes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Dossier features of every dossier (as of ``as_of``: events after it unread) with
     context, recent outcomes at its start (the load it came in with), ``finished`` (a
-    terminal event by then) and ``started_at`` (index dossier_id)."""
+    terminal event by then) and ``started_at`` (index dossier_id). ``outcomes``:
+    :func:`outcomes_of` the events up to ``as_of``, when the caller has it already."""
     frame = dossier_features(
         events,
         ref.calendar,
@@ -197,8 +208,10 @@ def closed_table(
     frame = _with_context(frame, context)
     frame["finished"] = desc["finished"].reindex(frame.index).to_numpy()
     frame["started_at"] = desc["started_at"].reindex(frame.index)
-    known = events if as_of is None else events[events[s.TIMESTAMP] <= as_of]
-    return _with_recent(frame, _outcomes(known, ref), context, frame["started_at"])
+    if outcomes is None:
+        known = events if as_of is None else events[events[s.TIMESTAMP] <= as_of]
+        outcomes = outcomes_of(known, ref)
+    return _with_recent(frame, outcomes, context, frame["started_at"])
 
 
 @dataclass(frozen=True)

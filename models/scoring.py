@@ -21,7 +21,7 @@ from features import schema as s
 from features.dossiers import dossier_descriptors
 from features.engine import Reference
 from models.bundle import ModelBundle
-from models.dataset import closed_table, open_table
+from models.dataset import closed_table, open_table, outcomes_of
 from models.explain import reasons_of
 
 __all__ = ["ALERT_COLUMNS", "SCORE_COLUMNS", "Scores", "alert_id", "score_log"]
@@ -103,13 +103,14 @@ def score_log(
     if not len(known):
         raise s.EventSchemaError(f"no event at or before {stamp.isoformat()}", column="as_of")
     say("dossier features")
-    closed = closed_table(known, ref, stamp)
+    outcomes = outcomes_of(known, ref)  # once, for both tables' recent-outcome features
+    closed = closed_table(known, ref, stamp, outcomes)
     desc = dossier_descriptors(known)
     say("waste")
     waste = bundle.waste.transform(closed)
     waste_reasons = pd.Series(bundle.waste.reasons(waste, k=2), index=closed.index)
     say("open dossiers and delay risk")
-    opened = open_table(known, ref, stamp)
+    opened = open_table(known, ref, stamp, outcomes)
     risk = bundle.delay.risk(opened)
     p50, p90 = bundle.delay.remaining(opened)
     delay_reasons = pd.Series(
