@@ -204,6 +204,20 @@ SPECS: tuple[FeatureSpec, ...] = (
         "supplement",
     ),
     FeatureSpec(
+        "last_stop_share_elapsed",
+        "Share of the statutory time used when the last clock stop (request for documents "
+        "or pause) began",
+        "share",
+        "supplement",
+    ),
+    FeatureSpec(
+        "work_after_last_stop_days",
+        "Working days on the clock after the last clock stop ended (the result came that "
+        "soon after)",
+        "working days",
+        "supplement",
+    ),
+    FeatureSpec(
         "supplement_rounds",
         "Requests for supplementary documents",
         "count",
@@ -298,6 +312,13 @@ SPECS: tuple[FeatureSpec, ...] = (
         "out_of_order_events",
         "Steps written to the system before the step that preceded them",
         "count",
+        "recording",
+    ),
+    FeatureSpec(
+        "max_record_inversion_hours",
+        "Longest time by which a step was written to the system after the step that "
+        "follows it",
+        "hours",
         "recording",
     ),
     FeatureSpec(

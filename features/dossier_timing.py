@@ -167,6 +167,7 @@ def time_features(
         clock_at = np.where(np.isnan(row), np.nan, at[np.nan_to_num(row).astype(np.int64)])
         out[f"{which}_supplement_days_before_deadline"] = statutory - clock_at
         out[f"{which}_supplement_share_elapsed"] = _safe_ratio(clock_at, statutory)
+    out.update(_last_stop(ev, clock, statutory))
     out["supplement_rounds"] = rounds
     out["supplement_days"] = clock.supplement_ns / day
     out["supplement_turnaround_days"] = _safe_ratio(clock.supplement_ns / day, rounds)
@@ -219,6 +220,28 @@ def idle_before_rush(
     return np.where(np.isnan(share), np.nan, np.where(rushed, share, 0.0))
 
 
+def _last_stop(
+    ev: DossierEvents, clock: ClockState, statutory: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Where the last clock stop (supplement request or pause) began on the honest clock,
+    and the honest working days the dossier still ran after the last stop ended: a stop
+    just before the deadline followed by an immediate result is how a late dossier is made
+    to look on time (clock manipulation)."""
+    seg, day = ev.seg, float(ev.day_ns)
+    pos = np.arange(len(ev), dtype=np.float64)
+    at = clock.honest_at / day
+    stop = vocab_mask(ev, *s.CLOCK_STOPS)
+    resume = vocab_mask(ev, *s.CLOCK_STOPS.values())
+    out: dict[str, np.ndarray] = {}
+    stop_row = seg.max(np.where(stop, pos, np.nan))
+    stop_at = np.where(np.isnan(stop_row), np.nan, at[np.nan_to_num(stop_row).astype(np.int64)])
+    out["last_stop_share_elapsed"] = _safe_ratio(stop_at, statutory)
+    end_row = seg.max(np.where(resume, pos, np.nan))
+    end_at = np.where(np.isnan(end_row), np.nan, at[np.nan_to_num(end_row).astype(np.int64)])
+    out["work_after_last_stop_days"] = clock.honest / day - end_at
+    return out
+
+
 def _recording(ev: DossierEvents) -> dict[str, np.ndarray]:
     seg = ev.seg
     has = ev.recorded != NAT
@@ -228,8 +251,13 @@ def _recording(ev: DossierEvents) -> dict[str, np.ndarray]:
         prev = ev.recorded[:-1]
         before[1:] = (ev.recorded[1:] < prev) & has[1:] & (prev != NAT)
         before[seg.starts] = False
+    inversion = np.zeros(len(ev), dtype=np.float64)
+    if len(ev):
+        inversion[1:] = (ev.recorded[:-1] - ev.recorded[1:]) / HOUR_NS
+    inversion = np.where(before, inversion, 0.0)
     return {
         "max_record_lag_hours": seg.max(lag),
         "late_records": seg.count(lag > RECORD_LAG_HOURS),
         "out_of_order_events": seg.count(before),
+        "max_record_inversion_hours": seg.max(inversion, empty=0.0),
     }
