@@ -13,8 +13,11 @@ from features.schema import DEFAULT_TZ
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Secrets that mean "nobody set this": accepted in development only.
-PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "dev-only-pseudonym-key", "secret"})
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "dev-only-pseudonym-key", "dev-only-api-key-pepper", "secret"}
+)
 DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key"
+DEV_API_KEY_PEPPER = "dev-only-api-key-pepper"
 
 
 class InsecureSettingsError(ValueError):
@@ -50,6 +53,14 @@ class Settings(BaseSettings):
     model_cache: Path = Path("var/models")
     #: share of training dossiers whose waste score would raise an alert (the alert budget).
     waste_alert_share: float = Field(default=0.01, gt=0, lt=1)
+    #: share of training dossiers whose integrity score would raise an alert (at least a
+    #: score of 0.5); about 200 alerts a month for a province of 10,000 dossiers a month.
+    integrity_alert_share: float = Field(default=0.02, gt=0, lt=1)
+    #: the service store (events, scores, alerts, users, audit log): a SQLite file by
+    #: default, PostgreSQL by setting postgresql://user:password@host/db (pg8000 driver).
+    database_url: str = "sqlite:///var/giamsat.db"
+    #: key of the HMAC under which API keys are stored; changing it invalidates every key.
+    api_key_pepper: SecretStr = SecretStr(DEV_API_KEY_PEPPER)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -58,6 +69,12 @@ class Settings(BaseSettings):
             if key.strip().lower() in PLACEHOLDER_SECRETS or len(key) < 16:
                 raise InsecureSettingsError(
                     "GIAMSAT_PSEUDONYM_KEY must be set to a real secret (16+ characters) "
+                    "outside development"
+                )
+            pepper = self.api_key_pepper.get_secret_value()
+            if pepper.strip().lower() in PLACEHOLDER_SECRETS or len(pepper) < 16:
+                raise InsecureSettingsError(
+                    "GIAMSAT_API_KEY_PEPPER must be set to a real secret (16+ characters) "
                     "outside development"
                 )
         return self

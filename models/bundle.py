@@ -7,6 +7,7 @@ Layout::
     bundle.json     version of the layout, split, thresholds, metrics, feature list
     delay/          models.delay.DelayModel.save
     waste/          models.waste.WasteModel.save
+    integrity.json  models.integrity.IntegrityModel.to_dict (absent: no integrity model)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from features.process import NormalProcess
 from models.boosting import read_json, write_json
 from models.dataset import Split
 from models.delay import DelayModel
+from models.integrity import IntegrityModel
 from models.waste import WasteModel
 
 __all__ = ["BundleError", "ModelBundle"]
@@ -47,6 +49,8 @@ class ModelBundle:
     #: the normal process learned at training for logs without a catalogue; scoring
     #: compares new dossiers with it rather than with a process learned from them.
     process: NormalProcess | None = None
+    #: the integrity detectors and their alert threshold (None in bundles trained before).
+    integrity: IntegrityModel | None = None
 
     @property
     def delay_threshold(self) -> float:
@@ -61,6 +65,8 @@ class ModelBundle:
         path.mkdir(parents=True, exist_ok=True)
         self.delay.save(path / "delay")
         self.waste.save(path / "waste")
+        if self.integrity is not None:
+            write_json(path / "integrity.json", self.integrity.to_dict())
         write_json(
             path / "bundle.json",
             {
@@ -98,6 +104,7 @@ class ModelBundle:
             metrics={k: _number(v) for k, v in meta["metrics"].items()},
             info=dict(meta.get("info", {})),
             process=None if meta.get("process") is None else process_from_dict(meta["process"]),
+            integrity=_integrity(path / "integrity.json"),
         )
 
 
@@ -126,6 +133,10 @@ def process_from_dict(data: dict[str, Any]) -> NormalProcess:
     process.timing_ = timing.set_index(["from", "to"])
     process.uses_calendar_ = bool(data["uses_calendar"])
     return process
+
+
+def _integrity(path: Path) -> IntegrityModel | None:
+    return IntegrityModel.from_dict(read_json(path)) if path.exists() else None
 
 
 def _number(value: float | None) -> float:

@@ -19,11 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features import schema as s
 from features.engine import Reference
 from giamsat.settings import Settings
 from models import registry
 from models.bundle import BundleError, ModelBundle
 from models.dataset import Split, closed_table
+from models.integrity import IntegrityModel
 from models.scoring import Scores, score_log
 from models.waste import WasteModel
 
@@ -31,6 +33,7 @@ __all__ = [
     "PRIMARY_METRIC",
     "Promotion",
     "evaluate_and_log",
+    "fit_integrity",
     "promote",
     "score",
     "train_and_register",
@@ -48,6 +51,18 @@ def waste_threshold(waste: WasteModel, events: pd.DataFrame, ref: Reference, spl
     train = closed[split.period(closed["started_at"]) == 0]
     scores = waste.transform(train)["waste_score"].to_numpy(dtype=np.float64)
     return float(np.nanquantile(scores, 1.0 - share)) if len(scores) else 1.0
+
+
+def fit_integrity(
+    events: pd.DataFrame, ref: Reference, split: Split, share: float
+) -> IntegrityModel:
+    """The integrity detectors fitted on the training period as it stood when it ended:
+    dossiers started before the calibration period, with their events up to then (open
+    ones as prefixes, as scoring will see open dossiers)."""
+    until = split.calibrate_from
+    known = events[events[s.TIMESTAMP] < until]
+    table = closed_table(known, ref, until)
+    return IntegrityModel(alert_share=share).fit(table, known)
 
 
 def train_and_register(
@@ -70,7 +85,10 @@ def train_and_register(
     )
     say("choosing the waste alert threshold")
     threshold = waste_threshold(result.waste, events, ref, result.split, settings.waste_alert_share)
+    say("fitting the integrity detectors")
+    integrity = fit_integrity(events, ref, result.split, settings.integrity_alert_share)
     bundle = ModelBundle(
+        integrity=integrity,
         delay=result.delay,
         waste=result.waste,
         split=result.split,
@@ -87,6 +105,7 @@ def train_and_register(
         calibrate_from=result.split.calibrate_from.isoformat(),
         test_from=result.split.test_from.isoformat(),
         waste_alert_share=settings.waste_alert_share,
+        integrity_alert_share=settings.integrity_alert_share,
     )
     return registry.log_training(settings, bundle, params=params, report=result.report)
 

@@ -23,6 +23,7 @@ from features.engine import Reference
 from models.bundle import ModelBundle
 from models.dataset import closed_table, open_table, outcomes_of
 from models.explain import reasons_of
+from models.integrity_entity import detect_entities
 
 __all__ = ["ALERT_COLUMNS", "SCORE_COLUMNS", "Scores", "alert_id", "score_log"]
 
@@ -55,7 +56,11 @@ ALERT_COLUMNS = (
     s.JURISDICTION,
     "agency_id",
     "reasons",
+    "pattern",
+    "dossiers",
 )
+#: alert kinds, in the order ``alert_kinds`` lists them.
+KINDS = ("delay", "waste", "integrity")
 Progress = Callable[[str], None]
 
 
@@ -135,44 +140,87 @@ def score_log(
     out["waste_days"] = waste["waste_days"]
     out["waste_touches"] = waste["waste_touches"]
     out["waste_score"] = waste["waste_score"]
-    out["integrity_score"] = np.nan
+    integrity = _integrity(bundle, closed, known, say)
+    out["integrity_score"] = integrity["integrity_score"]
     out["risk_score"] = out[["delay_risk", "waste_score", "integrity_score"]].max(axis=1)
-    delay_alert = (out["delay_risk"] >= bundle.delay_threshold).fillna(False).to_numpy(bool)
-    waste_alert = (out["waste_score"] >= bundle.waste_threshold).fillna(False).to_numpy(bool)
-    out["alert"] = (delay_alert | waste_alert).astype(np.int8)
-    out["alert_kinds"] = np.select(
-        [delay_alert & waste_alert, delay_alert, waste_alert], ["delay+waste", "delay", "waste"], ""
-    )
-    out["reasons"] = _reasons(out, delay_reasons, waste_reasons)
+    thresholds = {
+        "delay": bundle.delay_threshold,
+        "waste": bundle.waste_threshold,
+        "integrity": bundle.integrity.threshold_ if bundle.integrity is not None else np.inf,
+    }
+    flags = {
+        kind: (out[f"{kind}_score" if kind != "delay" else "delay_risk"] >= thresholds[kind])
+        .fillna(False)
+        .to_numpy(bool)
+        for kind in KINDS
+    }
+    out["alert"] = np.logical_or.reduce(list(flags.values())).astype(np.int8)
+    out["alert_kinds"] = _kinds(flags)
+    texts = {
+        "delay": delay_reasons,
+        "waste": waste_reasons,
+        "integrity": integrity["integrity_reasons"],
+    }
+    out["reasons"] = _reasons(out, texts)
     out = out.reset_index().rename(columns={"index": s.DOSSIER_ID})
     scores = out[list(SCORE_COLUMNS)].sort_values(s.DOSSIER_ID, ignore_index=True)
-    return Scores(scores, _alerts(scores, delay_reasons, waste_reasons), stamp)
+    patterns = integrity["integrity_pattern"]
+    alerts = _alerts(scores, texts, patterns)
+    if bundle.integrity is not None:
+        say("entities")
+        alerts = _with_entities(alerts, detect_entities(known, ref, as_of=stamp))
+    return Scores(scores, alerts, stamp)
 
 
-def _reasons(out: pd.DataFrame, delay: pd.Series, waste: pd.Series) -> pd.Series:
-    d = delay.reindex(out.index).fillna("")
-    w = waste.reindex(out.index).fillna("")
+def _integrity(
+    bundle: ModelBundle, closed: pd.DataFrame, known: pd.DataFrame, say: Progress
+) -> pd.DataFrame:
+    """Integrity scores, reasons and patterns of every dossier (empty without a model)."""
+    if bundle.integrity is None:
+        return pd.DataFrame(
+            {"integrity_score": np.nan, "integrity_reasons": "", "integrity_pattern": ""},
+            index=closed.index,
+        )
+    say("integrity")
+    return bundle.integrity.score_samples(closed, known)
+
+
+def _kinds(flags: dict[str, np.ndarray]) -> np.ndarray:
+    n = len(next(iter(flags.values())))
+    out = np.full(n, "", dtype=object)
+    for kind in KINDS:
+        out = np.where(flags[kind], np.where(out == "", kind, out + "+" + kind), out)
+    return out
+
+
+def _reasons(out: pd.DataFrame, texts: dict[str, pd.Series]) -> pd.Series:
+    """One line per dossier: the reasons of each kind that has any, kind by kind."""
     risk = out["delay_risk"]
-    head = np.where(risk.notna(), "late risk " + risk.map("{:.2f}".format) + ": ", "")
-    delay_text = np.where(d != "", head + d, "")
-    waste_text = np.where(w != "", "waste: " + w, "")
-    both = (delay_text != "") & (waste_text != "")
-    return pd.Series(
-        np.where(both, delay_text + " | " + waste_text, np.char.add(delay_text.astype(str),
-                                                                     waste_text.astype(str))),
-        index=out.index,
-    )  # fmt: skip
+    head = {
+        "delay": np.where(risk.notna(), "late risk " + risk.map("{:.2f}".format) + ": ", ""),
+        "waste": np.full(len(out), "waste: ", dtype=object),
+        "integrity": np.full(len(out), "integrity: ", dtype=object),
+    }
+    line = pd.Series("", index=out.index, dtype=object)
+    for kind in KINDS:
+        text = texts[kind].reindex(out.index).fillna("").astype(str)
+        part = np.where(text != "", head[kind] + text, "")
+        joined = np.where((line != "") & (part != ""), line + " | " + part, line + part)
+        line = pd.Series(joined, index=out.index, dtype=object)
+    return line
 
 
-def _alerts(scores: pd.DataFrame, delay: pd.Series, waste: pd.Series) -> pd.DataFrame:
+def _alerts(scores: pd.DataFrame, texts: dict[str, pd.Series], patterns: pd.Series) -> pd.DataFrame:
+    columns = {"delay": "delay_risk", "waste": "waste_score", "integrity": "integrity_score"}
     parts = []
-    for kind, column, texts in (("delay", "delay_risk", delay), ("waste", "waste_score", waste)):
+    for kind in KINDS:
         wanted = scores["alert_kinds"].str.contains(kind, regex=False).to_numpy(bool)
         rows = scores[wanted]
         if not len(rows):
             continue
         ids = rows[s.DOSSIER_ID].astype(str)
-        score = rows[column].to_numpy(dtype=np.float64)
+        score = rows[columns[kind]].to_numpy(dtype=np.float64)
+        pattern = patterns.reindex(ids).fillna("").to_numpy() if kind == "integrity" else kind
         parts.append(
             pd.DataFrame(
                 {
@@ -184,11 +232,47 @@ def _alerts(scores: pd.DataFrame, delay: pd.Series, waste: pd.Series) -> pd.Data
                     "severity": severity(score),
                     s.JURISDICTION: rows[s.JURISDICTION].to_numpy(),
                     "agency_id": rows["first_agency"].to_numpy(),
-                    "reasons": texts.reindex(ids).fillna("").to_numpy(),
+                    "reasons": texts[kind].reindex(ids).fillna("").to_numpy(),
+                    "pattern": pattern,
+                    "dossiers": ids.to_numpy(),
                 }
             )
         )
+    return _sorted(parts)
+
+
+def _with_entities(alerts: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
+    """Entity alerts (the findings within the entity budget), one per entity and
+    pattern, listing the dossiers that support them."""
+    found = findings[findings["alert"].astype(bool)]
+    if not len(found):
+        return alerts
+    ids = found["entity_id"].astype(str).to_numpy()
+    types = found["entity_type"].astype(str).to_numpy()
+    kinds = found["kind"].astype(str).to_numpy()
+    score = found["score"].to_numpy(dtype=np.float64)
+    entity = pd.DataFrame(
+        {
+            "alert_id": [
+                alert_id(f"integrity:{k}", t, i) for k, t, i in zip(kinds, types, ids, strict=True)
+            ],
+            "kind": "integrity",
+            "subject_type": types,
+            "subject_id": ids,
+            "score": score,
+            "severity": severity(score),
+            s.JURISDICTION: found["jurisdiction"].to_numpy(),
+            "agency_id": found["agency_id"].to_numpy(),
+            "reasons": found["reasons"].astype(str).to_numpy(),
+            "pattern": kinds,
+            "dossiers": [";".join(map(str, d)) for d in found["dossiers"]],
+        }
+    )
+    return _sorted([alerts, entity] if len(alerts) else [entity])
+
+
+def _sorted(parts: list[pd.DataFrame]) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=list(ALERT_COLUMNS))
-    alerts = pd.concat(parts, ignore_index=True)
+    alerts = pd.concat(parts, ignore_index=True)[list(ALERT_COLUMNS)]
     return alerts.sort_values(["score", "alert_id"], ascending=[False, True], ignore_index=True)

@@ -59,10 +59,11 @@ class SmallBundle:
 
 
 def train_small_bundle(log: ModelLog, rounds: int = 60) -> ModelBundle:
-    """Delay and waste models with few rounds: enough to test the plumbing, not quality."""
+    """Delay and waste models with few rounds (enough to test the plumbing, not quality),
+    and the integrity detectors."""
     from models.dataset import closed_table, prefix_table, temporal_split
     from models.delay import DelayModel
-    from models.lifecycle import waste_threshold
+    from models.lifecycle import fit_integrity, waste_threshold
     from models.waste import WasteModel
 
     table = prefix_table(log.events, log.ref)
@@ -73,7 +74,10 @@ def train_small_bundle(log: ModelLog, rounds: int = 60) -> ModelBundle:
     closed = closed_table(log.events, log.ref)
     waste = WasteModel(rounds=rounds // 2).fit(closed[split.period(closed["started_at"]) == 0])
     threshold = waste_threshold(waste, log.events, log.ref, split, 0.01)
-    return ModelBundle(delay, waste, split, threshold, metrics={"delay_auc_half": 0.5})
+    integrity = fit_integrity(log.events, log.ref, split, 0.02)
+    return ModelBundle(
+        delay, waste, split, threshold, metrics={"delay_auc_half": 0.5}, integrity=integrity
+    )
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ def test_scores_follow_the_contract(scored, small: SmallBundle) -> None:
     assert list(scores.columns) == list(SCORE_COLUMNS)
     started = small.log.events.loc[small.log.events[s.TIMESTAMP] <= AS_OF, s.DOSSIER_ID]
     assert set(scores[s.DOSSIER_ID]) == set(started.astype(str))
-    for column in ("delay_risk", "waste_score", "risk_score"):
+    for column in ("delay_risk", "waste_score", "integrity_score", "risk_score"):
         values = scores[column].dropna()
         assert ((values >= 0) & (values <= 1)).all(), column
     closed = scores["status"] == "closed"
@@ -33,7 +33,8 @@ def test_scores_follow_the_contract(scored, small: SmallBundle) -> None:
     assert (
         scores.loc[~closed, "remaining_days_p90"] >= scores.loc[~closed, "remaining_days_p50"]
     ).all()
-    expected = scores[["delay_risk", "waste_score"]].max(axis=1)
+    assert scores["integrity_score"].notna().all()
+    expected = scores[["delay_risk", "waste_score", "integrity_score"]].max(axis=1)
     np.testing.assert_allclose(scores["risk_score"], expected)
     assert scores.loc[scores["alert"] == 1, "reasons"].str.len().gt(0).all()
 
@@ -43,9 +44,19 @@ def test_alerts_follow_the_contract(scored, small: SmallBundle) -> None:
     assert list(alerts.columns) == list(ALERT_COLUMNS)
     assert len(alerts) > 0
     assert alerts["alert_id"].is_unique
-    assert set(alerts["kind"]) <= {"delay", "waste"}
+    assert set(alerts["kind"]) <= {"delay", "waste", "integrity"}
+    assert "integrity" in set(alerts["kind"])
+    on_dossiers = alerts[alerts["subject_type"] == "dossier"]
     flagged = set(scores.loc[scores["alert"] == 1, s.DOSSIER_ID])
-    assert set(alerts["subject_id"]) == flagged
+    assert set(on_dossiers["subject_id"]) == flagged
+    assert (on_dossiers["dossiers"] == on_dossiers["subject_id"]).all()
+    integrity = on_dossiers[on_dossiers["kind"] == "integrity"]
+    assert (integrity["score"] >= small.bundle.integrity.threshold_).all()
+    assert (integrity["pattern"] != "").all() and integrity["reasons"].str.len().gt(0).all()
+    entities = alerts[alerts["subject_type"] != "dossier"]
+    known = set(scores[s.DOSSIER_ID])
+    for listed in entities["dossiers"]:
+        assert listed and set(listed.split(";")) <= known  # each lists its evidence
     delay = alerts[alerts["kind"] == "delay"]
     assert (delay["score"] >= small.bundle.delay_threshold).all()
     assert delay["reasons"].str.len().gt(0).all()

@@ -1,0 +1,264 @@
+"""Dossier-level integrity: one ``integrity_score`` per dossier, in [0, 1] (higher = more
+suspicious), with the reasons of the strongest detectors and an alert threshold chosen
+for an alert budget.
+
+Detectors:
+
+- the named rules of :mod:`models.integrity_rules` (route conformance to the catalogue,
+  clock manipulation, backdating, off-hours approvals, forced in-person steps, ping-pong,
+  off-route transfers);
+- the control flow against the normal process learned from history
+  (:class:`models.integrity_flow.FlowDetector`: transition likelihood and timing, rework,
+  inserted, skipped and moved steps), which also covers logs without a catalogue;
+- a multivariate residual (:class:`models.integrity_residual.ResidualDetector`) over the
+  dossier features, per procedure, for what no rule names.
+
+Each detector's evidence is turned into a tail probability ``p`` per procedure
+(:class:`models.tails.TailTable`: how often evidence at least this strong was seen in
+the training history). The dossier's score is ``1 - min(1, k * min p)`` over its ``k``
+detectors (a Bonferroni bound: the chance that the strongest of ``k`` independent
+detectors looks this unusual by luck), so a score of 0.99 reads "evidence this strong
+turns up by chance in at most 1 % of ordinary dossiers". The alert threshold is the
+score that the ``alert_share`` most suspicious training dossiers reach: inspectors get a
+known number of alerts, not every oddity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from features import schema as s
+from features.process import NotFittedError
+from models.integrity_residual import ResidualDetector
+from models.integrity_rules import RULES, Rule, rules_for
+from models.tails import TailTable, procedure_groups
+
+__all__ = ["IntegrityModel", "combine"]
+
+FLOW = "flow"
+RESIDUAL = "residual"
+#: the control-flow detector's score sums many transitions' evidence into one number; it
+#: counts as this many comparisons (see Rule.multiplicity).
+FLOW_MULTIPLICITY = 4
+#: a breach's probability is this share of the smallest tail probability training allows.
+BREACH_SHARE = 0.1
+#: reasons kept per dossier.
+TOP_REASONS = 2
+#: detectors whose tail probability is above this say nothing in the reasons.
+REASON_P = 0.05
+
+
+def combine(p: np.ndarray) -> np.ndarray:
+    """Per row of a (dossiers x detectors) matrix of tail probabilities, the score
+    ``1 - min(1, k * min p)``."""
+    if p.shape[1] == 0:
+        return np.zeros(p.shape[0])
+    k = p.shape[1]
+    return 1.0 - np.minimum(1.0, k * p.min(axis=1))
+
+
+class IntegrityModel(BaseEstimator):
+    """Integrity detectors fitted on a training history, scoring any dossiers.
+
+    ``alert_share``: share of training dossiers the alert threshold lets through (the
+    alert budget); ``min_group``: dossiers a procedure needs for its own tail tables;
+    ``flow`` / ``residual``: use those detectors.
+    """
+
+    def __init__(
+        self,
+        alert_share: float = 0.02,
+        min_group: int = 200,
+        flow: bool = True,
+        residual: bool = True,
+    ) -> None:
+        self.alert_share = alert_share
+        self.min_group = min_group
+        self.flow = flow
+        self.residual = residual
+
+    def fit(self, table: pd.DataFrame, events: pd.DataFrame) -> IntegrityModel:
+        """``table``: dossier features (closed_table) of the training dossiers; ``events``:
+        their events (for the control-flow detector)."""
+        if not len(table):
+            raise s.EventSchemaError("no dossier to fit the integrity detectors on")
+        groups = procedure_groups(table)
+        self.rules_ = [r.name for r in rules_for(table.columns) if _informative(r, table)]
+        evidence: dict[str, np.ndarray] = {r.name: r.evidence(table) for r in self._rules()}
+        self.flow_ = None
+        if self.flow:
+            from models.integrity_flow import FlowDetector
+
+            self.flow_ = FlowDetector().fit(events)
+            evidence[FLOW] = self._flow_scores(events, table.index)["flow_score"].to_numpy()
+        self.residual_ = None
+        if self.residual:
+            self.residual_ = ResidualDetector(min_group=self.min_group).fit(table)
+            evidence[RESIDUAL] = self.residual_.score_samples(table)
+        breaches = {r.name for r in self._rules() if r.breach}
+        self.n_train_ = int(len(table))
+        self.detectors_ = list(evidence)
+        self.tails_ = {
+            name: TailTable(self.min_group).fit(x, self._groups_for(name, groups))
+            for name, x in evidence.items()
+            if name not in breaches
+        }
+        score = combine(self._p_matrix(evidence, groups))
+        self.threshold_ = float(np.quantile(score, 1.0 - self.alert_share))
+        self.threshold_ = max(self.threshold_, 0.5)
+        return self
+
+    def _rules(self) -> list[Rule]:
+        by_name = {r.name: r for r in RULES}
+        return [by_name[n] for n in self.rules_]
+
+    @property
+    def detectors(self) -> list[str]:
+        _check(self)
+        return list(self.detectors_)
+
+    def _flow_scores(self, events: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+        assert self.flow_ is not None
+        scored = self.flow_.score_samples(events)
+        return scored.reindex(index).fillna({"flow_score": 0.0, "flow_reason": ""})
+
+    def _multiplicity(self, name: str) -> int:
+        if name == RESIDUAL:
+            return len(self.residual_.columns_) if self.residual_ is not None else 1
+        if name == FLOW:
+            return FLOW_MULTIPLICITY
+        return {r.name: r.multiplicity for r in RULES}[name]
+
+    def _p(self, name: str, x: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        if name not in self.tails_:  # a breach: below any tail probability, by its size
+            floor = BREACH_SHARE / (self.n_train_ + 1.0)
+            x = np.nan_to_num(x, nan=0.0)
+            return np.where(x > 0, floor / (1.0 + np.log1p(np.maximum(x, 0.0))), 1.0)
+        return self.tails_[name].p_values(x, self._groups_for(name, groups))
+
+    @staticmethod
+    def _groups_for(name: str, groups: np.ndarray) -> np.ndarray:
+        """Rules' evidence is already relative to the procedure (shares of its statutory
+        time, counts against its route), so their norms are pooled; the learned detectors
+        (flow, residual) keep per-procedure norms."""
+        return groups if name in (FLOW, RESIDUAL) else np.full(len(groups), "", dtype=object)
+
+    def _p_matrix(self, evidence: dict[str, np.ndarray], groups: np.ndarray) -> np.ndarray:
+        """Tail probabilities times each detector's multiplicity, capped at 1."""
+        cols = [
+            np.minimum(1.0, self._multiplicity(n) * self._p(n, evidence[n], groups))
+            for n in self.detectors_
+        ]
+        return np.column_stack(cols) if cols else np.zeros((len(groups), 0))
+
+    def score_samples(self, table: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+        """Per dossier of ``table`` (index dossier_id): ``integrity_score``, the tail
+        probability of each detector (``p_<detector>``), ``integrity_pattern`` (the
+        strongest detector's pattern) and ``integrity_reasons`` (plain language)."""
+        _check(self)
+        groups = procedure_groups(table)
+        rules = self._rules()
+        evidence = {r.name: r.evidence(table) for r in rules}
+        flow = None
+        if self.flow_ is not None:
+            flow = self._flow_scores(events, table.index)
+            evidence[FLOW] = flow["flow_score"].to_numpy()
+        if self.residual_ is not None:
+            evidence[RESIDUAL] = self.residual_.score_samples(table)
+        p = self._p_matrix(evidence, groups)
+        names = list(self.detectors_)
+        out = pd.DataFrame({f"p_{n}": p[:, i] for i, n in enumerate(names)}, index=table.index)
+        out.insert(0, "integrity_score", combine(p))
+        patterns = {r.name: r.pattern for r in rules} | {FLOW: "process_deviation",
+                                                           RESIDUAL: "unusual_dossier"}  # fmt: skip
+        strongest = np.argmin(p, axis=1) if p.shape[1] else np.zeros(len(table), np.int64)
+        out["integrity_pattern"] = np.where(
+            out["integrity_score"] > 0, np.array([patterns[n] for n in names])[strongest], ""
+        )
+        out["integrity_reasons"] = self._reasons(table, p, names, rules, flow)
+        return out
+
+    def _reasons(
+        self,
+        table: pd.DataFrame,
+        p: np.ndarray,
+        names: list[str],
+        rules: list[Rule],
+        flow: pd.DataFrame | None,
+    ) -> pd.Series:
+        """The ``TOP_REASONS`` strongest detectors' sentences, for dossiers where any
+        detector's evidence is rarer than ``REASON_P`` (the rest get an empty string)."""
+        reasons = pd.Series("", index=table.index, dtype=object)
+        if not p.shape[1]:
+            return reasons
+        order = np.argsort(p, axis=1)[:, :TOP_REASONS]
+        worth = p.min(axis=1) < REASON_P
+        texts: dict[str, pd.Series] = {}
+        rows = np.flatnonzero(worth)
+        if not len(rows):
+            return reasons
+        sub = table.iloc[rows]
+        for rule in rules:
+            texts[rule.name] = rule.reason(sub).set_axis(sub.index)
+        if flow is not None:
+            texts[FLOW] = flow["flow_reason"].iloc[rows].astype(str)
+        if self.residual_ is not None:
+            texts[RESIDUAL] = pd.Series(self.residual_.reasons(sub), index=sub.index)
+        parts: list[list[str]] = [[] for _ in rows]
+        for rank in range(order.shape[1]):
+            for j, name in enumerate(names):
+                pick = (order[rows, rank] == j) & (p[rows, j] < REASON_P)
+                if not pick.any():
+                    continue
+                sentence = texts[name].to_numpy()[pick]
+                for at, text in zip(np.flatnonzero(pick), sentence, strict=True):
+                    if text:
+                        parts[at].append(f"{text} (p={p[rows[at], j]:.2g})")
+        reasons.iloc[rows] = pd.Series(["; ".join(x) for x in parts], index=sub.index)
+        return reasons
+
+    def to_dict(self) -> dict[str, Any]:
+        _check(self)
+        return {
+            "params": self.get_params(),
+            "rules": self.rules_,
+            "detectors": self.detectors_,
+            "n_train": self.n_train_,
+            "threshold": self.threshold_,
+            "tails": {k: v.to_dict() for k, v in self.tails_.items()},
+            "flow": None if self.flow_ is None else self.flow_.to_dict(),
+            "residual": None if self.residual_ is None else self.residual_.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IntegrityModel:
+        model = cls(**data["params"])
+        model.rules_ = list(data["rules"])
+        model.threshold_ = float(data["threshold"])
+        model.detectors_ = list(data["detectors"])
+        model.n_train_ = int(data["n_train"])
+        model.tails_ = {k: TailTable.from_dict(v) for k, v in data["tails"].items()}
+        model.flow_ = None
+        if data.get("flow") is not None:
+            from models.integrity_flow import FlowDetector
+
+            model.flow_ = FlowDetector.from_dict(data["flow"])
+        model.residual_ = None
+        if data.get("residual") is not None:
+            model.residual_ = ResidualDetector.from_dict(data["residual"])
+        return model
+
+
+def _informative(rule: Rule, table: pd.DataFrame) -> bool:
+    """A rule whose features are all missing in training (no catalogue for the log's
+    procedures, no recording times) would only ever say nothing."""
+    return bool(all(table[c].notna().any() for c in rule.columns))
+
+
+def _check(model: IntegrityModel) -> None:
+    if not hasattr(model, "tails_"):
+        raise NotFittedError("this IntegrityModel is not fitted yet: call fit first")
