@@ -20,6 +20,7 @@ from features.sources import load_mapping_file
 from features.summary import summarise
 from giamsat.commands.features import features, registry
 from giamsat.commands.models import evaluate, promote, score, train
+from giamsat.commands.service import audit_app, db_app, users_app
 from giamsat.commands.simulate import simulate
 from giamsat.settings import get_settings
 
@@ -35,6 +36,9 @@ app.command("train")(train)
 app.command("score")(score)
 app.command("evaluate")(evaluate)
 app.command("promote")(promote)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
 console = Console(stderr=True)
 out = Console()
 

@@ -1,0 +1,209 @@
+"""``giamsat db``, ``giamsat users`` and ``giamsat audit``: setting up and checking the
+service store (``GIAMSAT_DATABASE_URL``)."""
+
+from __future__ import annotations
+
+import getpass
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from features.schema import GiamSatError
+from giamsat.settings import get_settings
+
+if TYPE_CHECKING:
+    from serving.db import Store
+
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+db_app = typer.Typer(help="The service store's schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Users, roles, jurisdictions and API keys.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+
+UrlOption = Annotated[
+    str | None, typer.Option("--url", help="database URL (default: GIAMSAT_DATABASE_URL)")
+]
+
+
+def _fail(exc: Exception | str, code: int = 2) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    return typer.Exit(code=code)
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "cli"
+
+
+def _url(url: str | None) -> str:
+    return url or get_settings().database_url
+
+
+def _store(url: str | None) -> Store:
+    """The store at ``url``, refusing one whose schema is not the latest."""
+    from serving.db import Store
+    from serving.migrations import current_revision, head_revision
+
+    target = _url(url)
+    current = current_revision(target)
+    if current != head_revision():
+        raise _fail(
+            f"the database is at schema revision {current or 'none'}, not "
+            f"{head_revision()}: run `giamsat db upgrade` first"
+        )
+    return Store.from_url(target)
+
+
+@db_app.command("upgrade")
+def db_upgrade(url: UrlOption = None) -> None:
+    """Create or migrate the service store's tables to the latest schema."""
+    from serving.migrations import current_revision, upgrade
+
+    target = _url(url)
+    before = current_revision(target)
+    upgrade(target)
+    after = current_revision(target)
+    out.print(f"schema at revision {after} (was {before or 'empty'})")
+
+
+@users_app.command("create")
+def users_create(
+    name: Annotated[str, typer.Option(help="login name (letters, digits, . _ @ -)")],
+    role: Annotated[
+        str,
+        typer.Option(help="ingest, inspector, investigator, analyst, dashboard or admin"),
+    ],
+    jurisdiction: Annotated[
+        list[str] | None,
+        typer.Option(help="jurisdiction code the user covers, repeatable (inspectors: 1+)"),
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="note on the key (where it is used)")] = None,
+    url: UrlOption = None,
+) -> None:
+    """Create a user and their first API key; the key is printed once, never stored."""
+    from serving.users import create_api_key, create_user
+
+    store = _store(url)
+    pepper = get_settings().api_key_pepper.get_secret_value().encode()
+    try:
+        with store.transaction() as session:
+            user = create_user(session, name, role, jurisdiction or (), actor=_actor())
+            key_id, key = create_api_key(session, name, pepper, label=label, actor=_actor())
+    except GiamSatError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.dispose()
+    places = ", ".join(sorted(user.jurisdictions)) or "all"
+    console.print(f"user {user.name} ({user.role.value}; jurisdictions: {places}), key {key_id}")
+    console.print("the API key below is shown once: keep it now", style="bold")
+    out.print(key, highlight=False)
+
+
+@users_app.command("key")
+def users_key(
+    name: Annotated[str, typer.Argument(help="the user")],
+    label: Annotated[str | None, typer.Option(help="note on the key")] = None,
+    url: UrlOption = None,
+) -> None:
+    """Give an existing user a new API key (printed once)."""
+    from serving.users import create_api_key
+
+    store = _store(url)
+    pepper = get_settings().api_key_pepper.get_secret_value().encode()
+    try:
+        with store.transaction() as session:
+            key_id, key = create_api_key(session, name, pepper, label=label, actor=_actor())
+    except GiamSatError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.dispose()
+    console.print(f"key {key_id} for {name}, shown once:", style="bold")
+    out.print(key, highlight=False)
+
+
+@users_app.command("revoke-key")
+def users_revoke_key(
+    key_id: Annotated[str, typer.Argument(help="the key id (the part after gs_)")],
+    url: UrlOption = None,
+) -> None:
+    """Revoke an API key at once."""
+    from serving.users import revoke_api_key
+
+    store = _store(url)
+    try:
+        with store.transaction() as session:
+            revoke_api_key(session, key_id, actor=_actor())
+    except GiamSatError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.dispose()
+    out.print(f"key {key_id} revoked")
+
+
+@users_app.command("deactivate")
+def users_deactivate(
+    name: Annotated[str, typer.Argument(help="the user")], url: UrlOption = None
+) -> None:
+    """Switch a user off; their keys stop working."""
+    from serving.users import deactivate_user
+
+    store = _store(url)
+    try:
+        with store.transaction() as session:
+            deactivate_user(session, name, actor=_actor())
+    except GiamSatError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.dispose()
+    out.print(f"user {name} deactivated")
+
+
+@users_app.command("list")
+def users_list(url: UrlOption = None) -> None:
+    """Users, their roles and jurisdictions."""
+    from serving.users import list_users
+
+    store = _store(url)
+    try:
+        with store.read() as session:
+            found = list_users(session)
+    finally:
+        store.dispose()
+    table = Table(title="users", title_justify="left")
+    for column in ("name", "role", "jurisdictions", "active"):
+        table.add_column(column)
+    for user in found:
+        table.add_row(
+            user.name,
+            user.role.value,
+            ", ".join(sorted(user.jurisdictions)) or "all",
+            "yes" if user.active else "no",
+        )
+    out.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify(url: UrlOption = None) -> None:
+    """Check the audit chain; exit code 1 names the first edited, deleted or moved entry."""
+    from serving.audit import verify
+
+    store = _store(url)
+    try:
+        with store.read() as session:
+            report = verify(session)
+    finally:
+        store.dispose()
+    if not report.ok:
+        raise _fail(
+            f"audit log broken at entry {report.broken_seq} ({report.problem}): {report.message}",
+            code=1,
+        )
+    out.print(
+        f"audit log intact: {report.entries:,} entries, head {report.head_seq} "
+        f"hash {report.head_hash}"
+    )

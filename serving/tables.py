@@ -1,0 +1,290 @@
+"""The service store's tables (SQLAlchemy Core): the one description of the schema that
+the Alembic migrations reproduce (a test checks that they agree).
+
+Every timestamp column holds UTC and comes back tz-aware (:class:`UTCDateTime`); a naive
+datetime is refused rather than guessed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+#: constraint names are explicit, so that later migrations can drop and alter them by name.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = sa.MetaData(naming_convention=NAMING)
+
+#: longest identifier accepted (event, dossier, agency, officer ids...); checked in Python
+#: as well, so that SQLite (which does not enforce VARCHAR lengths) refuses what PostgreSQL
+#: would.
+ID_LENGTH = 200
+
+
+class NaiveDatetimeError(ValueError):
+    """A datetime without a zone was given to a timestamp column."""
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A tz-aware datetime stored as UTC; naive values are refused, results are aware (UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        to_py = getattr(value, "to_pydatetime", None)  # pandas Timestamps
+        if to_py is not None:
+            value = to_py()
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise NaiveDatetimeError(f"timestamp {value.isoformat()} has no zone")
+        utc = value.astimezone(UTC)
+        # SQLite has no zone type: the stored text is UTC, read back as such below.
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _id(name: str, **kw: Any) -> sa.Column[str]:
+    return sa.Column(name, sa.String(ID_LENGTH), **kw)
+
+
+# --- events and dossiers ------------------------------------------------------------------
+
+events = sa.Table(
+    "events",
+    metadata,
+    _id("event_id", primary_key=True),
+    _id("dossier_id", nullable=False),
+    _id("activity", nullable=False),
+    sa.Column("timestamp", UTCDateTime(), nullable=False),
+    _id("agency_id"),
+    _id("officer_id"),
+    _id("procedure_code"),
+    _id("jurisdiction"),
+    _id("applicant_id"),
+    _id("submitter_id"),
+    sa.Column("channel", sa.String(20)),
+    sa.Column("due_at", UTCDateTime()),
+    sa.Column("recorded_at", UTCDateTime()),
+    sa.Column("rating", sa.Float()),
+    _id("target_agency_id"),
+    sa.Column("seq", sa.BigInteger()),
+    #: extra source columns, kept as they came (JSON object), or NULL.
+    sa.Column("attributes", sa.JSON(none_as_null=True)),
+    sa.Column("ingested_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_events_dossier_time", "dossier_id", "timestamp"),
+)
+
+dossiers = sa.Table(
+    "dossiers",
+    metadata,
+    _id("dossier_id", primary_key=True),
+    _id("procedure_code"),
+    _id("jurisdiction", index=True),
+    _id("agency_id"),
+    #: latest event time seen, and when events last arrived (rescore when > scored_at).
+    sa.Column("last_event_at", UTCDateTime()),
+    sa.Column("events_changed_at", UTCDateTime()),
+    # the current scores (the latest scoring run that covered the dossier)
+    sa.Column("status", sa.String(20)),
+    sa.Column("delay_risk", sa.Float()),
+    sa.Column("remaining_days_p50", sa.Float()),
+    sa.Column("remaining_days_p90", sa.Float()),
+    sa.Column("waste_score", sa.Float()),
+    sa.Column("integrity_score", sa.Float()),
+    sa.Column("risk_score", sa.Float(), index=True),
+    sa.Column("reasons", sa.Text()),
+    sa.Column("scored_as_of", UTCDateTime()),
+    sa.Column("scored_at", UTCDateTime()),
+    sa.Column("model_version", sa.String(100)),
+)
+
+# --- users and keys -----------------------------------------------------------------------
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+user_jurisdictions = sa.Table(
+    "user_jurisdictions",
+    metadata,
+    sa.Column(
+        "user_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    ),
+    _id("jurisdiction", primary_key=True),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    #: the public part of a key (``gs_<key_id>_<secret>``), for lookup.
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column(
+        "user_id",
+        sa.Integer(),
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    #: HMAC-SHA256 (keyed with the pepper) of the secret part; the key itself is never stored.
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("label", sa.String(100)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime()),
+)
+
+# --- alerts -------------------------------------------------------------------------------
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    #: models.scoring.alert_id(kind, subject_type, subject_id): stable per kind and subject.
+    sa.Column("alert_id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("subject_type", sa.String(40), nullable=False),
+    _id("subject_id", nullable=False),
+    sa.Column("score", sa.Float(), nullable=False),
+    sa.Column("severity", sa.String(10), nullable=False),
+    _id("jurisdiction", index=True),
+    _id("agency_id"),
+    sa.Column("reasons", sa.Text(), nullable=False, server_default=""),
+    sa.Column("status", sa.String(20), nullable=False, index=True),
+    sa.Column("level", sa.String(20), nullable=False),
+    sa.Column("assignee_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="SET NULL")),
+    #: who confirmed or dismissed it, when, and why (the labels ``giamsat labels export`` reads).
+    sa.Column("decided_by", sa.String(100)),
+    sa.Column("verdict_reason", sa.Text()),
+    #: optimistic concurrency: every change increments it; a stale writer gets a conflict.
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("opened_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("decided_at", UTCDateTime()),
+    sa.Column("closed_at", UTCDateTime()),
+    sa.UniqueConstraint("kind", "subject_type", "subject_id", name="uq_alerts_kind_subject"),
+)
+
+alert_history = sa.Table(
+    "alert_history",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column(
+        "alert_id",
+        sa.String(32),
+        sa.ForeignKey("alerts.alert_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("from_status", sa.String(20)),
+    sa.Column("to_status", sa.String(20), nullable=False),
+    sa.Column("from_level", sa.String(20)),
+    sa.Column("to_level", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text()),
+    sa.Column("version", sa.Integer(), nullable=False),
+)
+
+# --- tamper-evident audit log -------------------------------------------------------------
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    #: 1, 2, 3... without gaps; hashed with the entry, so a renumbering shows.
+    sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(60), nullable=False),
+    sa.Column("subject_type", sa.String(40)),
+    _id("subject_id"),
+    #: canonical JSON text (hashed as stored, so no dialect's JSON normalisation can break it).
+    sa.Column("details", sa.Text(), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+#: one row (id 1): the last sequence number and hash; appenders lock it, so the chain never
+#: forks, and a deleted tail shows as head.seq > the last entry.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger(), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# --- webhooks and the transactional outbox (dispatched by issue 8's worker) --------------
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("topic", sa.String(60), nullable=False),
+    _id("jurisdiction"),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("dispatched_at", UTCDateTime(), index=True),
+)
+
+webhook_subscriptions = sa.Table(
+    "webhook_subscriptions",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("url", sa.String(2000), nullable=False),
+    #: HMAC signing secret shared with the receiver (the dispatcher needs it in clear).
+    sa.Column("secret", sa.String(200), nullable=False),
+    #: topics (e.g. ``alert.raised``) and jurisdictions it receives; NULL = all.
+    sa.Column("topics", sa.JSON()),
+    sa.Column("jurisdictions", sa.JSON()),
+    sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column(
+        "subscription_id",
+        sa.Integer(),
+        sa.ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column(
+        "outbox_id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        sa.ForeignKey("outbox.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("status", sa.String(20), nullable=False),  # pending, delivered, failed
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime()),
+    sa.Column("last_status_code", sa.Integer()),
+    sa.Column("last_error", sa.Text()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("delivered_at", UTCDateTime()),
+    sa.UniqueConstraint("subscription_id", "outbox_id", name="uq_webhook_deliveries_message"),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
