@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,14 +50,31 @@ def _pg_type(column: sa.Column[Any]) -> str:
     return "TEXT"
 
 
-def _sqlite_time(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+def _sqlite_time(value: datetime) -> str:
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(sep=" ", timespec="microseconds")[:26]  # without "+00:00"
 
 
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, allow_nan=False)
+
+
+def pg_recordset(table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """``rows`` as one JSON text (dumped by the C encoder, unpacked by the server with
+    ``json_to_recordset(text) AS r(<shape>)``), and that shape."""
+    columns = [table.c[name] for name in rows[0]]
+    times = [c.name for c in columns if isinstance(c.type, UTCDateTime)]
+    records = []
+    for row in rows:
+        record = dict(row)
+        for name in times:
+            value = record[name]
+            if value is not None:
+                record[name] = value.isoformat()
+        records.append(record)
+    shape = ", ".join(f'"{c.name}" {_pg_type(c)}' for c in columns)
+    return shape, json.dumps(records, allow_nan=False, separators=(",", ":"))
 
 
 def bulk_insert(
@@ -72,47 +90,42 @@ def bulk_insert(
     columns = [table.c[name] for name in rows[0]]
     names = ", ".join(f'"{c.name}"' for c in columns)
     if dialect_of(session) == "postgresql":
-        # one JSON parameter, dumped by the C encoder, unpacked by the server
-        times = [c.name for c in columns if isinstance(c.type, UTCDateTime)]
-        records = []
-        for row in rows:
-            record = dict(row)
-            for name in times:
-                value = record[name]
-                if value is not None:
-                    record[name] = value.isoformat()
-            records.append(record)
-        shape = ", ".join(f'"{c.name}" {_pg_type(c)}' for c in columns)
+        shape, payload = pg_recordset(table, rows)
         sql = (
             f'INSERT INTO "{table.name}" ({names}) SELECT {names} '
             f"FROM json_to_recordset(CAST(:rows AS JSON)) AS r({shape}) {tail}"
         )
-        params = {"rows": json.dumps(records, allow_nan=False, separators=(",", ":"))}
+        params = {"rows": payload}
         result = session.connection().execute(sa.text(sql), params)
         return list(result) if result.returns_rows else []
-    convert = [
-        _sqlite_time
-        if isinstance(c.type, UTCDateTime)
-        else _json
-        if isinstance(c.type, sa.JSON)
-        else None
-        for c in columns
-    ]
     per_row = max(1, SQLITE_MAX_PARAMS // len(columns))
     placeholder = "(" + ", ".join("?" * len(columns)) + ")"
     connection = session.connection()
     out: list[Any] = []
     for start in range(0, len(rows), per_row):
         chunk = rows[start : start + per_row]
-        flat: list[Any] = []
-        for row in chunk:
-            for column, conv in zip(columns, convert, strict=True):
-                value = row[column.name]
-                flat.append(conv(value) if conv is not None else value)
+        # column by column (list comprehensions), then interleaved row by row
+        values = [_sqlite_column(c, [row[c.name] for row in chunk]) for c in columns]
+        flat = tuple(chain.from_iterable(zip(*values, strict=True)))
         sql = f'INSERT INTO "{table.name}" ({names}) VALUES {", ".join([placeholder] * len(chunk))}'
-        result = connection.exec_driver_sql(f"{sql} {tail}", tuple(flat))
+        result = connection.exec_driver_sql(f"{sql} {tail}", flat)
         if result.returns_rows:
             out.extend(result)
+    return out
+
+
+def _sqlite_column(column: sa.Column[Any], values: list[Any]) -> list[Any]:
+    if isinstance(column.type, sa.JSON):
+        return [_json(v) for v in values]
+    if not isinstance(column.type, UTCDateTime):
+        return values
+    texts: dict[datetime, str | None] = {}  # a batch repeats its times (ingested_at...)
+    out = []
+    for value in values:
+        text = texts.get(value) if value is not None else None
+        if text is None and value is not None:
+            text = texts[value] = _sqlite_time(value)
+        out.append(text)
     return out
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from features import schema as s
-from serving.bulk import bulk_insert, dialect_of, greatest
+from serving.bulk import bulk_insert, dialect_of, greatest, pg_recordset
 from serving.errors import InvalidEventError, NotFoundError
 from serving.tables import ID_LENGTH, dossiers, events
 from serving.users import User, restrict
@@ -90,6 +90,13 @@ def add_events(
     stamp = now or datetime.now(UTC)
     unique: dict[str, dict[str, Any]] = {}
     for index, record in enumerate(_records(batch)):
+        if not isinstance(record, Mapping):
+            raise InvalidEventError(
+                f"expected a mapping of fields, got {type(record).__name__}",
+                index=index,
+                field="*",
+                event_id=None,
+            )
         row = _clean_event(index, record)
         row["ingested_at"] = stamp
         seen = unique.setdefault(row[s.EVENT_ID], row)
@@ -103,6 +110,9 @@ def add_events(
     if not unique:
         return IngestResult(0, 0)
     rows = list(unique.values())
+    if dialect_of(session) == "postgresql":
+        new = _pg_add_events(session, rows, stamp)
+        return IngestResult(new=new, duplicate=len(rows) - new)
     stored = bulk_insert(
         session, events, rows, "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
     )
@@ -110,6 +120,44 @@ def add_events(
     if new_ids:
         _touch_dossiers(session, [r for r in rows if r[s.EVENT_ID] in new_ids], stamp)
     return IngestResult(new=len(new_ids), duplicate=len(rows) - len(new_ids))
+
+
+def _first(column: str) -> str:
+    """SQL: the first non-null value of ``column`` in time order, within a dossier."""
+    return (
+        f'(array_agg({column} ORDER BY "timestamp", event_id) '
+        f"FILTER (WHERE {column} IS NOT NULL))[1]"
+    )
+
+
+def _pg_add_events(session: Session, rows: list[dict[str, Any]], now: datetime) -> int:
+    """PostgreSQL: the events and their dossiers in one statement (one round trip), with
+    the same meaning as the two statements of the SQLite path."""
+    shape, payload = pg_recordset(events, rows)
+    names = ", ".join(f'"{name}"' for name in rows[0])
+    sql = f"""
+        WITH new AS (
+            INSERT INTO events ({names})
+            SELECT {names} FROM json_to_recordset(CAST(:rows AS JSON)) AS r({shape})
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING event_id, dossier_id, "timestamp", procedure_code, jurisdiction, agency_id
+        ), touched AS (
+            INSERT INTO dossiers (dossier_id, procedure_code, jurisdiction, agency_id,
+                                  last_event_at, events_changed_at)
+            SELECT dossier_id, {_first("procedure_code")}, {_first("jurisdiction")},
+                   {_first("agency_id")}, max("timestamp"), CAST(:now AS TIMESTAMPTZ)
+            FROM new GROUP BY dossier_id ORDER BY dossier_id
+            ON CONFLICT (dossier_id) DO UPDATE SET
+                procedure_code = COALESCE(dossiers.procedure_code, excluded.procedure_code),
+                jurisdiction = COALESCE(dossiers.jurisdiction, excluded.jurisdiction),
+                agency_id = COALESCE(dossiers.agency_id, excluded.agency_id),
+                last_event_at = GREATEST(dossiers.last_event_at, excluded.last_event_at),
+                events_changed_at = excluded.events_changed_at
+        )
+        SELECT count(*) FROM new
+    """
+    result = session.connection().execute(sa.text(sql), {"rows": payload, "now": now})
+    return int(result.scalar_one())
 
 
 def _fail(index: int, field: str, record: Mapping[str, Any], message: str) -> InvalidEventError:

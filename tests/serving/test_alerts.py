@@ -167,6 +167,9 @@ def test_who_may_act(store: Store, people: dict[str, User], raised: str) -> None
     assert a.assignee == "insp1" and a.status is Status.OPEN
     with store.read() as session:
         assert [x.subject_id for x in list_alerts(session, people["insp2"])] == ["D2"]
+        assert list_alerts(session, people["admin"], status=["acknowledged"]) == []
+        assert len(list_alerts(session, people["admin"], status=["open"], kind="delay")) == 2
+        assert [x.subject_id for x in list_alerts(session, SYSTEM, jurisdiction="J2")] == ["D2"]
         assert len(list_alerts(session, people["analyst"])) == 2
         assert list_alerts(session, people["ingest"]) == []
 

@@ -82,6 +82,12 @@ def test_a_batch_with_one_invalid_event_leaves_the_store_unchanged(
     assert _count(store, events) == 1
 
 
+def test_a_batch_item_that_is_not_a_mapping_is_refused(store: Store) -> None:
+    with pytest.raises(InvalidEventError, match="event 1, field '\\*'"):
+        with store.transaction() as session:
+            add_events(session, [event(0), ["E1", "D1"]])  # type: ignore[list-item]
+
+
 def test_an_event_id_reused_with_other_content_in_a_batch_is_refused(store: Store) -> None:
     batch = [event(0), event(1), event(1, activity="approved")]
     with pytest.raises(InvalidEventError, match="event 2 .* repeated") as caught:
