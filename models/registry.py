@@ -192,10 +192,22 @@ def log_evaluation(
     settings: Settings, version: str, metrics: dict[str, float], report: Path | None
 ) -> str:
     """Log an evaluation of a registered version as its own run; returns the run id."""
+    tags = {"evaluates": f"{settings.model_name}/{version}"}
+    return log_report_run(settings, f"evaluate v{version}", tags, metrics, report)
+
+
+def log_report_run(
+    settings: Settings,
+    name: str,
+    tags: dict[str, str],
+    metrics: dict[str, float],
+    report: Path | None,
+) -> str:
+    """A run of its own holding finite ``metrics`` and the ``report`` folder as artifacts."""
     import mlflow
 
-    with tracking(settings), mlflow.start_run(run_name=f"evaluate v{version}") as run:
-        mlflow.set_tags({"evaluates": f"{settings.model_name}/{version}"})
+    with tracking(settings), mlflow.start_run(run_name=name) as run:
+        mlflow.set_tags(tags)
         mlflow.log_metrics({_metric_name(k): float(v) for k, v in metrics.items()
                             if v == v and abs(float(v)) != float("inf")})  # fmt: skip
         if report is not None and report.exists():

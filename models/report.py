@@ -28,7 +28,7 @@ COLOURS = {"delay": "#1f5fa8", "logistic": "#e07b00", "procedure_rate": "#7a7a7a
 TOP_AGENCIES = 15
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -46,7 +46,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: Path) -> str:
+def save_figure(fig: Any, path: Path) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
@@ -65,7 +65,7 @@ def _plot_curves(
     roc, pr = tables.get("roc_half"), tables.get("pr_half")
     if roc is None or pr is None or roc.empty:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6))
     for name in NAMES:
         part = roc[roc["model"] == name]
@@ -95,13 +95,13 @@ def _plot_curves(
     )
     left.legend(loc="lower right", fontsize=9)
     right.legend(loc="upper right", fontsize=9)
-    return _save(fig, out / "roc_pr_half.png")
+    return save_figure(fig, out / "roc_pr_half.png")
 
 
 def _plot_positions(table: pd.DataFrame | None, out: Path) -> str | None:
     if table is None or table.empty:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.6))
     x = np.arange(len(table))
     for name in _models(table):
@@ -122,7 +122,7 @@ def _plot_positions(table: pd.DataFrame | None, out: Path) -> str | None:
     ax.set_zorder(rows.get_zorder() + 1)
     ax.patch.set_visible(False)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize=9, frameon=False)
-    return _save(fig, out / "auc_by_position.png")
+    return save_figure(fig, out / "auc_by_position.png")
 
 
 def _plot_reliability(
@@ -130,7 +130,7 @@ def _plot_reliability(
 ) -> str | None:
     if table is None or table.empty:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax, counts) = plt.subplots(
         2, 1, figsize=(6.2, 6.4), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
@@ -153,13 +153,13 @@ def _plot_reliability(
     ax.legend(loc="upper left", fontsize=9)
     counts.bar(table["predicted"], table["rows"], width=0.04, color=COLOURS["delay"])
     counts.set(yscale="log", xlabel="predicted risk (mean of the bin)", ylabel="prefixes")
-    return _save(fig, out / "reliability.png")
+    return save_figure(fig, out / "reliability.png")
 
 
 def _plot_lead(table: pd.DataFrame | None, metrics: Mapping[str, float], out: Path) -> str | None:
     if table is None or table.empty:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.5, 4.6))
     x = np.arange(len(table))
     over = [c for c in table.columns if c.startswith("statutory_over")][0]
@@ -191,13 +191,13 @@ def _plot_lead(table: pd.DataFrame | None, metrics: Mapping[str, float], out: Pa
         f"{metrics.get('delay_false_alarm_share', np.nan):.1%})",
     )
     ax.legend(loc="upper right", fontsize=9)
-    return _save(fig, out / "lead_time.png")
+    return save_figure(fig, out / "lead_time.png")
 
 
 def _plot_remaining(table: pd.DataFrame | None, out: Path) -> str | None:
     if table is None or table.empty:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.6))
     x = np.arange(len(table))
     ax.plot(x, table["model_mae"], marker="o", color=COLOURS["delay"], label="model median (p50)")
@@ -235,13 +235,13 @@ def _plot_remaining(table: pd.DataFrame | None, out: Path) -> str | None:
         fontsize=9,
         frameon=False,
     )
-    return _save(fig, out / "remaining_error.png")
+    return save_figure(fig, out / "remaining_error.png")
 
 
 def _plot_waste(table: pd.DataFrame | None, out: Path) -> str | None:
     if table is None or table.empty:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     top = table.nlargest(TOP_AGENCIES, "waste_days").iloc[::-1]
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(top) + 1.4))
     key = top.columns[0]
@@ -250,10 +250,10 @@ def _plot_waste(table: pd.DataFrame | None, out: Path) -> str | None:
         ax.text(days, y, f" {share:.0%} of its dossiers' time", va="center", fontsize=8)
     ax.set(xlabel="waste (citizen working days)", title=f"Waste days by agency (top {len(top)})")
     ax.set_xlim(0, float(top["waste_days"].max()) * 1.25 or 1.0)
-    return _save(fig, out / "waste_by_agency.png")
+    return save_figure(fig, out / "waste_by_agency.png")
 
 
-def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
+def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     """A pipe table (no tabulate dependency)."""
 
     def cell(value: object) -> str:
@@ -294,7 +294,7 @@ def _headline(metrics: Mapping[str, float]) -> list[str]:
         f"{_m(metrics, 'dossiers_half', ',.0f')} test dossiers still open then, "
         f"{_m(metrics, 'late_share_half', '.1%')} of them ended late.",
         "",
-        _markdown(pd.DataFrame(rows), 4) if rows else "",
+        markdown_table(pd.DataFrame(rows), 4) if rows else "",
         "",
         f"Warnings at the model's threshold {_m(metrics, 'delay_threshold', '.3f')} "
         f"(chosen on the calibration period's dense cuts), re-scoring each test dossier at "
@@ -342,7 +342,7 @@ def write_report(
         frame = tables.get(key)
         if frame is None or frame.empty:
             return ["(no rows)", ""]
-        return [_markdown(frame if head is None else frame.head(head), digits), ""]
+        return [markdown_table(frame if head is None else frame.head(head), digits), ""]
 
     lines = ["# GiamSat model evaluation (test period)", "", *_headline(metrics)]
     lines += image("curves", "ROC and precision-recall at half time")
@@ -388,7 +388,7 @@ def write_report(
     lines += [
         "## All metrics",
         "",
-        _markdown(
+        markdown_table(
             pd.DataFrame({"metric": list(metrics), "value": [float(v) for v in metrics.values()]}),
             4,
         ),

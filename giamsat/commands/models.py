@@ -148,12 +148,29 @@ def evaluate(
     catalogue: CatalogueOption = None,
     agencies: AgenciesOption = None,
     model: Annotated[str, typer.Option(help="registry alias to evaluate")] = "champion",
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="anomaly ground truth: a simulation folder or its labels_dossiers.csv, or "
+            "case_id,is_anomalous,anomaly_type; reports per anomaly type with baselines"
+        ),
+    ] = None,
+    fit_on_log: Annotated[
+        bool,
+        typer.Option(
+            "--fit-on-log",
+            help="with --labels: fit the detectors on this log and score the same log "
+            "(the literature's unsupervised protocol) instead of using the registered model",
+        ),
+    ] = False,
     tz: TzOption = None,
     country: CountryOption = None,
 ) -> None:
     """Write the evaluation report of a registered model on its test period of a log
     (AUC and PR by prefix position, calibration, lead time, remaining time, waste) and
-    log it to MLflow."""
+    log it to MLflow. With ``--labels``: the anomaly evaluation instead (average
+    precision, recall at the alert budget, best F1 and F1 at the threshold per anomaly
+    type, for dossiers and entities, beside the baselines)."""
     from models import registry
     from models.lifecycle import evaluate_and_log
 
@@ -161,6 +178,14 @@ def evaluate(
     try:
         log = load_input(events, settings, catalogue=catalogue, agencies=agencies, tz=tz,
                          country=country)  # fmt: skip
+        if labels is not None:
+            from giamsat.commands.anomalies import evaluate_labels, print_report
+
+            alias = None if fit_on_log else model
+            found = evaluate_labels(settings, log, labels, report, alias=alias, say=_say)
+            print_report(found, out)
+            out.print(f"report in {report / 'anomalies.md'}")
+            return
         registered = registry.load_bundle(settings, model)
         metrics = evaluate_and_log(settings, registered, log.events, log.with_process(None),
                                    report, say=_say)  # fmt: skip

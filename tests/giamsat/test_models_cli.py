@@ -55,6 +55,11 @@ def test_train_score_evaluate_promote(simulated: Path, tmp_path: Path) -> None:
     report = _run("evaluate", "--events", events, *ref, "--out", "r2")
     assert (Path("r2") / "report.md").exists() and "delay_auc_half" in report
 
+    found = _run("evaluate", "--events", events, *ref, "--labels", str(simulated), "--out", "r4")
+    assert "dossiers: giamsat" in found and "dossiers: bigram_likelihood" in found
+    assert "skipped_step" in found and "entities" in found
+    assert (Path("r4") / "anomalies.md").exists() and (Path("r4") / "anomaly_ap.png").exists()
+
     _run("train", "--events", events, *ref, "--rounds", "80", "--report", "r3")
     decision = _run("promote", "--events", events, *ref)
     assert "champion v1 vs challenger v2" in decision
