@@ -159,7 +159,8 @@ api_keys = sa.Table(
 alerts = sa.Table(
     "alerts",
     metadata,
-    #: models.scoring.alert_id(kind, subject_type, subject_id): stable per kind and subject.
+    #: models.scoring.alert_id: stable per kind (and, for entity alerts, pattern) and
+    #: subject, so a re-run updates the alert instead of raising a second one.
     sa.Column("alert_id", sa.String(32), primary_key=True),
     sa.Column("kind", sa.String(40), nullable=False),
     sa.Column("subject_type", sa.String(40), nullable=False),
@@ -169,6 +170,10 @@ alerts = sa.Table(
     _id("jurisdiction", index=True),
     _id("agency_id"),
     sa.Column("reasons", sa.Text(), nullable=False, server_default=""),
+    #: the pattern found (an integrity rule, or the kind itself), and the dossiers that
+    #: support the alert (JSON list; the subject itself for a dossier alert).
+    sa.Column("pattern", sa.String(100)),
+    sa.Column("dossiers", sa.JSON(none_as_null=True)),
     sa.Column("status", sa.String(20), nullable=False, index=True),
     sa.Column("level", sa.String(20), nullable=False),
     sa.Column("assignee_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="SET NULL")),
@@ -181,7 +186,7 @@ alerts = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("decided_at", UTCDateTime()),
     sa.Column("closed_at", UTCDateTime()),
-    sa.UniqueConstraint("kind", "subject_type", "subject_id", name="uq_alerts_kind_subject"),
+    sa.Index("ix_alerts_subject", "subject_type", "subject_id"),
 )
 
 alert_history = sa.Table(

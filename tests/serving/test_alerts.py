@@ -12,17 +12,7 @@ import sqlalchemy as sa
 
 from models.scoring import alert_id
 from serving import audit
-from serving.alerts import (
-    Action,
-    Status,
-    alert_history_of,
-    close_passed,
-    get_alert,
-    list_alerts,
-    transition,
-    upsert_alerts,
-    verdicts,
-)
+from serving.alerts import Action, Status, alert_history_of, get_alert, list_alerts, verdicts
 from serving.db import Store
 from serving.errors import (
     AlertConflictError,
@@ -34,6 +24,7 @@ from serving.errors import (
 from serving.tables import alerts
 from serving.users import SYSTEM, User
 from serving.webhooks import pending_messages
+from serving.workflow import close_passed, transition, upsert_alerts
 from tests.serving.conftest import T0, alert_row
 
 D1 = alert_id("delay", "dossier", "D1")
@@ -61,6 +52,28 @@ def test_upsert_keeps_one_alert_per_kind_and_subject(store: Store) -> None:
     assert count == 3
     assert a.score == 0.6 and a.severity == "medium" and a.status is Status.OPEN
     assert a.version == 1 and a.level == "commune" and a.opened_at == T0
+
+
+def test_entity_alerts_are_one_per_pattern_and_keep_their_dossiers(store: Store) -> None:
+    def entity(pattern: str, dossiers: str) -> dict[str, object]:
+        return {
+            **alert_row("O7", kind="integrity"),
+            "subject_type": "officer",
+            "alert_id": alert_id(f"integrity:{pattern}", "officer", "O7"),
+            "pattern": pattern,
+            "dossiers": dossiers,
+        }
+
+    with store.transaction() as session:
+        first = upsert_alerts(session, [entity("backdating", "D1;D2"), entity("skip", "D3")])
+        again = upsert_alerts(session, [entity("backdating", "D1;D2;D4")])
+    with store.read() as session:
+        found = list_alerts(session, SYSTEM, kind="integrity")
+    assert (first.raised, again.updated) == (2, 1)
+    assert sorted((a.pattern, tuple(a.dossiers or ())) for a in found) == [
+        ("backdating", ("D1", "D2", "D4")),
+        ("skip", ("D3",)),
+    ]
 
 
 def test_upsert_refuses_a_foreign_alert_id_or_a_bad_score(store: Store) -> None:

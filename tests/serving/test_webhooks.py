@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from serving import audit
-from serving.alerts import upsert_alerts
 from serving.db import Store
 from serving.errors import InvalidSubscriptionError, NotFoundError
 from serving.webhooks import (
@@ -16,6 +15,7 @@ from serving.webhooks import (
     mark_dispatched,
     pending_messages,
 )
+from serving.workflow import upsert_alerts
 from tests.serving.conftest import T0, alert_row
 
 

@@ -134,6 +134,8 @@ def upgrade() -> None:
         sa.Column("jurisdiction", sa.String(length=200), nullable=True),
         sa.Column("agency_id", sa.String(length=200), nullable=True),
         sa.Column("reasons", sa.Text(), server_default="", nullable=False),
+        sa.Column("pattern", sa.String(length=100), nullable=True),
+        sa.Column("dossiers", sa.JSON(), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("level", sa.String(length=20), nullable=False),
         sa.Column("assignee_id", sa.Integer(), nullable=True),
@@ -151,9 +153,9 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("alert_id", name=op.f("pk_alerts")),
-        sa.UniqueConstraint("kind", "subject_type", "subject_id", name="uq_alerts_kind_subject"),
     )
     op.create_index(op.f("ix_alerts_jurisdiction"), "alerts", ["jurisdiction"], unique=False)
+    op.create_index("ix_alerts_subject", "alerts", ["subject_type", "subject_id"], unique=False)
     op.create_index(op.f("ix_alerts_status"), "alerts", ["status"], unique=False)
 
     op.create_table(
@@ -265,6 +267,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_api_keys_user_id"), table_name="api_keys")
 
     op.drop_table("api_keys")
+    op.drop_index("ix_alerts_subject", table_name="alerts")
     op.drop_index(op.f("ix_alerts_status"), table_name="alerts")
     op.drop_index(op.f("ix_alerts_jurisdiction"), table_name="alerts")
 
