@@ -88,6 +88,8 @@ def add_events(
     (``events_changed_at``), which tells the scorer what to rescore.
     """
     stamp = now or datetime.now(UTC)
+    if stamp.tzinfo is None:
+        raise ValueError("now must be tz-aware")
     unique: dict[str, dict[str, Any]] = {}
     for index, record in enumerate(_records(batch)):
         if not isinstance(record, Mapping):
