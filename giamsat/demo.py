@@ -104,7 +104,8 @@ def _models(
     day in the test period; writes scores.csv and alerts.csv beside the stores."""
     from models.lifecycle import score, train_and_register
 
-    say("training the delay and waste models (MLflow: " + settings.mlflow_tracking_uri + ")")
+    say("training the delay, waste and integrity models (MLflow: "
+        + settings.mlflow_tracking_uri + ")")  # fmt: skip
     registered = train_and_register(
         settings, events, ref, labels=labels, report_dir=out / "report", source="demo", say=say
     )
@@ -115,11 +116,18 @@ def _models(
     result.alerts.to_csv(out / "alerts.csv", index=False)
     say(f"scored {len(result.scores):,} dossiers as of {as_of} with {which}: "
         f"{len(result.alerts):,} alerts -> {out / 'alerts.csv'}")  # fmt: skip
-    # delay alerts while there is still time to act first, then the most wasteful dossiers
+    # delay alerts while there is still time to act first, then the most wasteful dossiers,
+    # then integrity alerts on dossiers and on officers, agencies and intermediaries
     left = result.scores.set_index(s.DOSSIER_ID)["remaining_honest_days"]
     alerts = result.alerts.assign(left=left.reindex(result.alerts["subject_id"]).to_numpy())
     savable = alerts[(alerts["kind"] == "delay") & (alerts["left"] > 0)].head(4)
-    top = pd.concat([savable, alerts[alerts["kind"] == "waste"].head(3)], ignore_index=True)
+    integrity = alerts[alerts["kind"] == "integrity"]
+    by_dossier = integrity[integrity["subject_type"] == "dossier"].head(3)
+    by_entity = integrity[integrity["subject_type"] != "dossier"].head(3)
+    top = pd.concat(
+        [savable, alerts[alerts["kind"] == "waste"].head(3), by_dossier, by_entity],
+        ignore_index=True,
+    )
     return registered.bundle.metrics, top, as_of
 
 
