@@ -218,10 +218,11 @@ def demo(
         out.print(summary_table("delay and waste models, test period", shown))
     if result.alerts is not None and len(result.alerts):
         table = Table(title=f"alerts as of {result.as_of}", title_justify="left")
-        for column in ("kind", "subject_id", "score", "reasons"):
+        for column in ("kind", "pattern", "subject", "score", "reasons"):
             table.add_column(column, style="bold" if column == "kind" else None)
         for alert in result.alerts.to_dict("records"):
-            table.add_row(str(alert["kind"]), str(alert["subject_id"]),
+            subject = f"{alert['subject_type']} {alert['subject_id']}"
+            table.add_row(str(alert["kind"]), str(alert["pattern"]), subject,
                           f"{alert['score']:.2f}", str(alert["reasons"]))  # fmt: skip
         out.print(table)
 
