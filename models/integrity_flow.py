@@ -1,25 +1,29 @@
 """Control-flow integrity without a catalogue: how far a dossier departs from the normal
 process learned from the log's history.
 
-Three families of evidence, each the surprise (in nats, ``-log`` of a smoothed
+Four families of evidence, each the surprise (in nats, ``-log`` of a smoothed
 probability) of the dossier's most unusual fact, learned from every dossier of the fitted
-log:
+log (per procedure when the log has procedure codes):
 
 * **order and timing** (``flow_order``): for each pair of activities in the dossier (first
-  occurrences), whether the first came strictly before the second, at the same instant, or
-  after; how rare that relation is among the dossiers holding both. A step done early or
-  late, or inserted where it does not belong, breaks relations that are otherwise settled;
+  occurrences, up to ``window`` steps apart), their relation: one before the other by a gap
+  in one of the ``gap_days`` bins, or both at the same instant, recorded in one order or
+  the other; how rare that relation is among the dossiers holding both. A step done early
+  or late, or inserted where it does not belong, breaks relations otherwise settled;
 * **repeats** (``flow_repeat``): an activity done ``k`` times, when few dossiers holding it
   do it that often (rework, inserted repeats);
 * **missing steps** (``flow_missing``): an activity absent although a step present in the
-  dossier comes after it in nearly every dossier holding that step. Only steps that should
-  precede one already done count, so an open dossier is never blamed for what has not
-  happened yet.
+  dossier comes after it (or with it) in nearly every dossier holding that step. Only steps
+  that should precede one already done count, so an open dossier is never blamed for what
+  has not happened yet;
+* **foreign steps** (``flow_foreign``): the activity least explained by the others, i.e.
+  whose best share among the dossiers holding any one of the dossier's other activities
+  is smallest (an inserted step that belongs with none of them; a step never seen).
 
-Each family's surprise is mapped to [0, 1] by its empirical distribution over the fitted
-log (leave-one-out: each dossier scored against the counts of the others), and
-``flow_score`` is the largest of the three: higher = more suspicious. Activities are opaque
-labels; nothing in their names is read.
+Each family's surprise is mapped to [0, 1] by its distribution over the fitted log (each
+fitted dossier scored without its own contribution), and ``flow_score`` is the largest of
+the four: higher = more suspicious. ``flow_reason`` names the fact behind the strongest
+family with its numbers. Activities are opaque labels; nothing in their names is read.
 """
 
 from __future__ import annotations
@@ -128,10 +132,20 @@ def _group_argmax(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.nd
 class FlowDetector(BaseEstimator):
     """Control-flow integrity score of each dossier against the process learned by ``fit``.
 
-    Parameters: ``prior`` pseudo-counts smoothing every probability; ``window`` how many
+    Parameters: ``prior`` pseudo-counts smoothing every probability; ``gap_days`` the
+    edges (in days) of the gap bins of the order-and-timing relation; ``window`` how many
     following steps each step is paired with (bounds the cost of very long dossiers);
-    ``max_repeat`` the largest occurrence count told apart; ``chunk`` cells per block of
-    the missing-step search (memory bound).
+    ``max_repeat`` the largest occurrence count told apart; ``by`` the dossier column whose
+    values each get their own normal process (``None``: one for the whole log; ignored
+    when the column is absent or empty); ``chunk`` candidates per block of the missing-step
+    search (memory bound).
+
+    ``fit(events)`` learns the counts; ``score_samples(events)`` scores any dossiers (open
+    ones included) against them; ``fit_score_samples(events)`` fits and scores the same log
+    leave-one-out (the protocol for a log without a clean history). Output: one row per
+    dossier (index ``dossier_id``): ``flow_score``, ``flow_reason``, ``flow_family`` and
+    the four families' surprises ``flow_order``, ``flow_repeat``, ``flow_missing``,
+    ``flow_foreign`` (nats).
     """
 
     def __init__(

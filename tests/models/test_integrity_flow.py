@@ -110,6 +110,16 @@ def test_an_open_prefix_of_a_clean_dossier_is_not_flagged(
             assert prefix["flow_score"] <= clean.quantile(0.75) + 0.01, (dossier, cut)
 
 
+def test_a_step_never_seen_in_fitting_is_named_as_foreign(fitted: FlowDetector) -> None:
+    rng = np.random.default_rng(11)
+    rows = _dossier(rng, "new")
+    rows.insert(2, ("new", "teleported", _between(rows, 2)))
+    scores = fitted.score_samples(_frame(rows)).iloc[0]
+    assert scores["flow_family"] == "foreign"
+    assert scores["flow_score"] > 0.99
+    assert "an activity never seen" in str(scores["flow_reason"])
+
+
 def test_state_round_trips_through_json(
     synthetic: tuple[pd.DataFrame, dict[str, str]], fitted: FlowDetector
 ) -> None:
