@@ -19,7 +19,8 @@ selective_slowness       officer         handling ratio of the officer's direct 
                                          vs colleagues' direct dossiers (same agency);
                                          Mann-Whitney U (greater); effect = late share
                                          direct minus via an intermediary (favoured pairs
-                                         left out) >= 0.3, itself Fisher p < 0.05
+                                         left out), less the colleagues' same gap,
+                                         >= 0.3; the gap itself Fisher p < 0.001
 off_hours_approvals      officer         approvals at night / on days off; binomial vs
                                          all other officers' rate; effect = share
                                          >= 5 % and >= 5 such approvals

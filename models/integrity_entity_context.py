@@ -69,7 +69,7 @@ FANOUT_APPLICANTS_PER_DOSSIER = 0.9
 #: nothing for an hour is not "infinitely" slower at two hours).
 HOLD_FLOOR_DAYS = 0.1
 #: within-officer p-value (direct slower than intermediated) that makes slowness selective.
-SELECTIVE_P = 0.05
+SELECTIVE_P = 0.001
 #: excess holding (working days, pair's median over the other senders') of a hold's minimum.
 HOLD_MIN_EXCESS_DAYS = 1.0
 #: late share of a held pair's dossiers at a hold's minimum.

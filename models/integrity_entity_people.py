@@ -132,9 +132,10 @@ def selective_slowness(ctx: Context) -> pd.DataFrame:
     the other officers of their agency (Mann-Whitney U on handling ratios, greater). The
     effect, what makes the slowness *selective*: the late share of the officer's direct
     dossiers minus that of their dossiers filed through an intermediary (pairs found
-    favoured left out); it counts only if that difference is itself significant (Fisher
-    exact, one-sided p < :data:`SELECTIVE_P`) and the direct dossiers are slower than the
-    colleagues', else the strength is 0.
+    favoured left out), less the same gap among the colleagues of their agency; it counts
+    only if the officer's gap is itself significant (Fisher exact, one-sided
+    p < :data:`SELECTIVE_P`) and the direct dossiers are slower than the colleagues',
+    else the strength is 0.
     """
     t = ctx.touches
     pairs = _pair_tests(ctx)
@@ -168,7 +169,23 @@ def selective_slowness(ctx: Context) -> pd.DataFrame:
     tests["q_value"] = bh_qvalues(tests["p_value"].to_numpy())
     direct_late = d["sum"] / d["count"].where(d["count"] > 0)
     via_late = v["sum"] / v["count"].where(v["count"] > 0)
-    tests["effect"] = (direct_late - via_late).to_numpy()
+    # the same gap among the colleagues (intermediaries file other procedures, often
+    # later-prone ones for citizens filing alone): only the officer's excess counts
+    home = pd.Series(agency_of(ctx, counts.index.get_level_values(0)), index=counts.index)
+    by_agency = counts.groupby([home.to_numpy(), counts.index.get_level_values(1)]).sum()
+    mine = agency_of(ctx, tests.index)
+    gap = []
+    for side_name, own in (("direct", d), ("via", v)):
+        keys = pd.MultiIndex.from_arrays([mine, np.full(len(mine), side_name)])
+        total = by_agency.reindex(keys)
+        rest_n = total["count"].to_numpy() - own["count"].to_numpy()
+        rest = (total["sum"].to_numpy() - own["sum"].to_numpy()) / np.where(
+            rest_n > 0, rest_n, np.nan
+        )
+        gap.append(rest)
+    colleagues_gap = np.nan_to_num(gap[0] - gap[1], nan=0.0)
+    tests["colleagues_gap"] = colleagues_gap
+    tests["effect"] = (direct_late - via_late).to_numpy() - colleagues_gap
     strength = np.nan_to_num(tests["effect"].to_numpy() / MIN_EFFECT["selective_slowness"])
     ratio_ok = tests["median_in"] > tests["median_out_peers"]
     tests["strength"] = np.where((tests["p_within"] < SELECTIVE_P) & ratio_ok, strength, 0.0)
@@ -176,7 +193,8 @@ def selective_slowness(ctx: Context) -> pd.DataFrame:
         f"Officer {o}: {int(r['n_in'])} dossiers filed without an intermediary took a median "
         f"{r['median_in']:.2f} times the procedure's usual handling time ({dl} late), against "
         f"{r['median_out']:.2f} for {int(r['n_out'])} filed through one ({vl} late; "
-        f"Fisher p = {r['p_within']:.3g}) and {r['median_out_peers']:.2f} for "
+        f"Fisher p = {r['p_within']:.3g}; a gap of {100 * r['colleagues_gap']:.0f} points "
+        f"among colleagues) and {r['median_out_peers']:.2f} for "
         f"{int(r['n_out_peers'])} direct dossiers of colleagues ({p})."
         for o, r, dl, vl, p in zip(
             tests.index,
