@@ -65,13 +65,17 @@ def pg_recordset(table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> tuple[st
     ``json_to_recordset(text) AS r(<shape>)``), and that shape."""
     columns = [table.c[name] for name in rows[0]]
     times = [c.name for c in columns if isinstance(c.type, UTCDateTime)]
+    texts: dict[datetime, str] = {}  # a batch repeats its times (ingested_at...)
     records = []
     for row in rows:
         record = dict(row)
         for name in times:
             value = record[name]
             if value is not None:
-                record[name] = value.isoformat()
+                text = texts.get(value)
+                if text is None:
+                    text = texts[value] = value.isoformat()
+                record[name] = text
         records.append(record)
     shape = ", ".join(f'"{c.name}" {_pg_type(c)}' for c in columns)
     return shape, json.dumps(records, allow_nan=False, separators=(",", ":"))
