@@ -53,6 +53,13 @@ ring                     ring            Louvain community of the officer-interm
                                          others; Mann-Whitney U (less); ratio <= 0.5
 =======================  ==============  ============================================
 
+A function, not an estimator: nothing is learned from a training period; every test
+compares an entity with its peers in the same log at ``as_of`` (an officer with their own
+other dossiers and their colleagues, a pair with the receiver's other senders), so a
+``fit`` would have no state to keep. Statistics live in :mod:`models.integrity_entity_tests`,
+the shared tables and thresholds in :mod:`models.integrity_entity_context`, the detectors in
+:mod:`models.integrity_entity_people` and :mod:`models.integrity_entity_agencies`.
+
 Choices where the issue is silent, as an inspector would expect them:
 
 * *Intermediary* = a submitter other than the applicant (the simulated logs, like the
