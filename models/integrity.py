@@ -15,10 +15,12 @@ Detectors:
 
 Each detector's evidence is turned into a tail probability ``p`` per procedure
 (:class:`models.tails.TailTable`: how often evidence at least this strong was seen in
-the training history). The dossier's score is ``1 - min(1, k * min p)`` over its ``k``
-detectors (a Bonferroni bound: the chance that the strongest of ``k`` independent
-detectors looks this unusual by luck), so a score of 0.99 reads "evidence this strong
-turns up by chance in at most 1 % of ordinary dossiers". The alert threshold is the
+the training history), times the number of comparisons the detector makes. The dossier's
+score is ``exp(-k * min p)`` over its ``k`` detectors: for strong evidence about
+``1 - k * min p``, a Bonferroni bound on the chance that the strongest of ``k``
+detectors looks this unusual by luck, so a score of 0.99 reads "evidence this strong
+turns up by chance in at most 1 % of ordinary dossiers"; beyond the bound's reach (a log
+where a third of the dossiers deviate) it still orders dossiers by their evidence. The alert threshold is the
 score that the ``alert_share`` most suspicious training dossiers reach: inspectors get a
 known number of alerts, not every oddity.
 """
@@ -53,12 +55,14 @@ REASON_P = 0.05
 
 
 def combine(p: np.ndarray) -> np.ndarray:
-    """Per row of a (dossiers x detectors) matrix of tail probabilities, the score
-    ``1 - min(1, k * min p)``."""
+    """Per row of a (dossiers x detectors) matrix of multiplicity-adjusted tail
+    probabilities (``inf`` where a detector saw nothing), the score ``exp(-k * min p)``:
+    about ``1 - k * min p`` (the Bonferroni bound) for strong evidence, still ordered by
+    the evidence where that bound says nothing (a log with many anomalies), and 0 without
+    any evidence."""
     if p.shape[1] == 0:
         return np.zeros(p.shape[0])
-    k = p.shape[1]
-    return 1.0 - np.minimum(1.0, k * p.min(axis=1))
+    return np.exp(-p.shape[1] * p.min(axis=1))
 
 
 class IntegrityModel(BaseEstimator):
@@ -93,8 +97,10 @@ class IntegrityModel(BaseEstimator):
         if self.flow:
             from models.integrity_flow import FlowDetector
 
-            self.flow_ = FlowDetector().fit(events)
-            evidence[FLOW] = self._flow_scores(events, table.index)["flow_score"].to_numpy()
+            self.flow_ = FlowDetector()
+            # each training dossier against the others' counts, as new dossiers will be
+            self.fitted_flow_ = _aligned(self.flow_.fit_score_samples(events), table.index)
+            evidence[FLOW] = self.fitted_flow_["flow_score"].to_numpy()
         self.residual_ = None
         if self.residual:
             self.residual_ = ResidualDetector(min_group=self.min_group).fit(table)
@@ -123,8 +129,14 @@ class IntegrityModel(BaseEstimator):
 
     def _flow_scores(self, events: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
         assert self.flow_ is not None
-        scored = self.flow_.score_samples(events)
-        return scored.reindex(index).fillna({"flow_score": 0.0, "flow_reason": ""})
+        return _aligned(self.flow_.score_samples(events), index)
+
+    def fit_score_samples(self, table: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+        """Fit on a log and score the same dossiers, the control flow of each judged
+        against the other dossiers (the unsupervised protocol of the literature: finding
+        anomalies in a log without a clean history)."""
+        self.fit(table, events)
+        return self._scored(table, events, self.fitted_flow_)
 
     def _multiplicity(self, name: str) -> int:
         if name == RESIDUAL:
@@ -148,11 +160,12 @@ class IntegrityModel(BaseEstimator):
         return groups if name in (FLOW, RESIDUAL) else np.full(len(groups), "", dtype=object)
 
     def _p_matrix(self, evidence: dict[str, np.ndarray], groups: np.ndarray) -> np.ndarray:
-        """Tail probabilities times each detector's multiplicity, capped at 1."""
-        cols = [
-            np.minimum(1.0, self._multiplicity(n) * self._p(n, evidence[n], groups))
-            for n in self.detectors_
-        ]
+        """Tail probabilities times each detector's multiplicity (``inf`` where the
+        detector saw nothing)."""
+        cols = []
+        for n in self.detectors_:
+            p = self._p(n, evidence[n], groups)
+            cols.append(np.where(p < 1.0, self._multiplicity(n) * p, np.inf))
         return np.column_stack(cols) if cols else np.zeros((len(groups), 0))
 
     def score_samples(self, table: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
@@ -160,18 +173,23 @@ class IntegrityModel(BaseEstimator):
         probability of each detector (``p_<detector>``), ``integrity_pattern`` (the
         strongest detector's pattern) and ``integrity_reasons`` (plain language)."""
         _check(self)
+        flow = None if self.flow_ is None else self._flow_scores(events, table.index)
+        return self._scored(table, events, flow)
+
+    def _scored(
+        self, table: pd.DataFrame, events: pd.DataFrame, flow: pd.DataFrame | None
+    ) -> pd.DataFrame:
         groups = procedure_groups(table)
         rules = self._rules()
         evidence = {r.name: r.evidence(table) for r in rules}
-        flow = None
-        if self.flow_ is not None:
-            flow = self._flow_scores(events, table.index)
+        if flow is not None:
             evidence[FLOW] = flow["flow_score"].to_numpy()
         if self.residual_ is not None:
             evidence[RESIDUAL] = self.residual_.score_samples(table)
         p = self._p_matrix(evidence, groups)
         names = list(self.detectors_)
-        out = pd.DataFrame({f"p_{n}": p[:, i] for i, n in enumerate(names)}, index=table.index)
+        shown = np.minimum(p, 1.0)
+        out = pd.DataFrame({f"p_{n}": shown[:, i] for i, n in enumerate(names)}, index=table.index)
         out.insert(0, "integrity_score", combine(p))
         patterns = {r.name: r.pattern for r in rules} | {FLOW: "process_deviation",
                                                            RESIDUAL: "unusual_dossier"}  # fmt: skip
@@ -251,6 +269,11 @@ class IntegrityModel(BaseEstimator):
         if data.get("residual") is not None:
             model.residual_ = ResidualDetector.from_dict(data["residual"])
         return model
+
+
+def _aligned(flow: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    """Flow scores on the rows of a feature table (a dossier without events scores 0)."""
+    return flow.reindex(index).fillna({"flow_score": 0.0, "flow_reason": ""})
 
 
 def _informative(rule: Rule, table: pd.DataFrame) -> bool:

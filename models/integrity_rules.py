@@ -157,6 +157,40 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        "repeated_supplements",
+        "excess_supplements",
+        ("supplement_rounds", "supplement_days"),
+        lambda f: np.maximum(_col(f, "supplement_rounds") - 1.0, 0.0),
+        lambda f: (
+            _fmt(f, "supplement_rounds")
+            + " requests for supplementary documents, "
+            + _fmt(f, "supplement_days", ".1f")
+            + " working days of the applicant's time (repeated "
+            "requests are also how informal payments are solicited)"
+        ),
+    ),
+    Rule(
+        "rework_without_input",
+        "rework_loop",
+        ("rework_without_input",),
+        lambda f: _col(f, "rework_without_input"),
+        lambda f: (
+            _fmt(f, "rework_without_input") + " step(s) the same unit did again with "
+            "nothing new since"
+        ),
+    ),
+    Rule(
+        "idle_then_rush",
+        "idle_then_rush",
+        ("idle_before_rush_share",),
+        lambda f: _col(f, "idle_before_rush_share"),
+        lambda f: (
+            "untouched for "
+            + f["idle_before_rush_share"].astype("float64").map("{:.0%}".format)
+            + " of the statutory time, then every remaining step rushed through"
+        ),
+    ),
+    Rule(
         "clock_manipulation",
         "clock_reset",
         (

@@ -16,8 +16,11 @@ from models.integrity import IntegrityModel, combine
 from models.tails import TailTable
 from tests.models.conftest import ModelLog
 
-#: the dossier-level types integrity answers for (the waste types are the waste model's).
+#: every dossier-level type of the simulator.
 INTEGRITY_TYPES = (
+    "excess_supplements",
+    "rework_loop",
+    "idle_then_rush",
     "clock_reset",
     "backdated",
     "skipped_step",
@@ -177,6 +180,10 @@ def test_tail_table_counts_at_least_as_large() -> None:
     assert unknown[0] == pytest.approx(101 / 1001)  # pooled
 
 
-def test_combine_is_a_bonferroni_bound() -> None:
-    p = np.array([[1.0, 1.0], [0.01, 1.0], [0.01, 0.001]])
-    np.testing.assert_allclose(combine(p), [0.0, 0.98, 0.998])
+def test_combine_is_about_a_bonferroni_bound_and_keeps_order_beyond_it() -> None:
+    inf = np.inf
+    p = np.array([[inf, inf], [0.01, inf], [0.01, 0.001], [0.6, inf], [0.9, inf]])
+    score = combine(p)
+    assert score[0] == 0.0  # no evidence at all
+    np.testing.assert_allclose(score[1:3], [0.98, 0.998], atol=2e-4)
+    assert score[2] > score[1] > score[3] > score[4] > 0  # ordered where the bound is 1
