@@ -20,9 +20,10 @@ score is ``exp(-k * min p)`` over its ``k`` detectors: for strong evidence about
 ``1 - k * min p``, a Bonferroni bound on the chance that the strongest of ``k``
 detectors looks this unusual by luck, so a score of 0.99 reads "evidence this strong
 turns up by chance in at most 1 % of ordinary dossiers"; beyond the bound's reach (a log
-where a third of the dossiers deviate) it still orders dossiers by their evidence. The alert threshold is the
-score that the ``alert_share`` most suspicious training dossiers reach: inspectors get a
-known number of alerts, not every oddity.
+where a third of the dossiers deviate) it still orders dossiers by their evidence.
+
+The alert threshold is the score that the ``alert_share`` most suspicious training
+dossiers reach: inspectors get a known number of alerts, not every oddity.
 """
 
 from __future__ import annotations
