@@ -316,8 +316,7 @@ SPECS: tuple[FeatureSpec, ...] = (
     ),
     FeatureSpec(
         "max_record_inversion_hours",
-        "Longest time by which a step was written to the system after the step that "
-        "follows it",
+        "Longest time by which a step was written to the system after the step that follows it",
         "hours",
         "recording",
     ),
