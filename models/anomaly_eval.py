@@ -203,7 +203,7 @@ def evaluate_anomalies(
     alerted = score >= threshold
     if "waste_score" in product:  # a dossier is found by whichever of its alerts is stronger
         waste_score = product["waste_score"].reindex(labels.index).fillna(0.0)
-        score = np.maximum(score, waste_score)
+        score = score.where(score >= waste_score, waste_score)
         alerted = alerted | (waste_score >= waste_threshold)
     scores = {PRODUCT: score}
     flagged = {PRODUCT: alerted}
