@@ -7,7 +7,10 @@ score the same log, best F1 with the threshold chosen after the fact, and AP.
 
 Per anomaly type, the recall at the method's best-F1 threshold. Labels are read only here,
 to evaluate; no method sees them. :class:`models.integrity_flow.FlowDetector` scores each
-case against the counts of the others (``fit_score_samples``); the baselines, as in the
+case against the counts of the others (``fit_score_samples``);
+:class:`models.integrity_selfsup.SelfSupervisedFlow` scores each case by a classifier of
+original versus edited traces that never saw it (``selfsup``), and its mean with the flow
+score (``selfsup_mix``; each row times a whole fit and score); the baselines, as in the
 data README, score every case against counts that include it.
 """
 
@@ -24,6 +27,7 @@ from giamsat.settings import get_settings
 from models.anomaly_metrics import per_type_table
 from models.integrity_baselines import ActivityCountForest, BigramLikelihood, VariantRarity
 from models.integrity_flow import FlowDetector
+from models.integrity_selfsup import SelfSupervisedFlow
 from models.labelled import load_labelled
 
 LOGS = ("1", "2")
@@ -53,8 +57,14 @@ def _flow(events: pd.DataFrame) -> pd.Series:
     return FlowDetector().fit_score_samples(events)["flow_score"]
 
 
+def _selfsup(events: pd.DataFrame) -> pd.DataFrame:
+    return SelfSupervisedFlow().fit_score_samples(events)
+
+
 METHODS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
     "flow": _flow,
+    "selfsup": lambda ev: _selfsup(ev)["selfsup_score"],
+    "selfsup_mix": lambda ev: _selfsup(ev)["selfsup_mix"],
     "bigram": lambda ev: BigramLikelihood().fit(ev).score_samples(ev),
     "variant_rarity": lambda ev: VariantRarity().fit(ev).score_samples(ev),
     "count_forest": lambda ev: ActivityCountForest().fit(ev).score_samples(ev),
