@@ -14,7 +14,8 @@ import pytest
 
 from features import schema as s
 from models.anomaly_metrics import average_precision, best_f1
-from models.integrity_selfsup import SelfSupervisedFlow, _edit, _Log
+from models.integrity_selfsup import SelfSupervisedFlow
+from models.trace_edits import TraceLog, edit_traces
 from tests.models.test_integrity_flow import _between, _dossier, _frame, _labelled
 
 FAST: dict[str, Any] = {"copies": 2, "folds": 3, "rounds": 60}
@@ -94,9 +95,9 @@ def test_edits_keep_time_in_event_order() -> None:
     length = rng.integers(1, 12, 200)
     case = np.repeat(np.arange(200), length)
     time = np.sort(rng.integers(0, 10**12, len(case)))  # increasing within each trace
-    log = _Log(case, rng.integers(0, 5, len(case)), time, 200)
+    log = TraceLog(case, rng.integers(0, 5, len(case)), time, 200)
     freq = np.full(6, 1 / 6)
-    copies = _edit(log, np.repeat(np.arange(200), 3), rng, freq)
+    copies = edit_traces(log, np.repeat(np.arange(200), 3), rng, freq)
     assert copies.n == 600
     same = copies.case[1:] == copies.case[:-1]
     assert (np.diff(copies.time)[same] >= 0).all()
