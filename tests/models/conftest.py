@@ -28,6 +28,11 @@ class ModelLog:
 
 def simulated_model_log(months: int = 4, seed: int = 21) -> ModelLog:
     """A province over ``months`` months (about 10,000 dossiers a month)."""
+    return model_log_of(SimulationConfig(months=months, seed=seed))
+
+
+def model_log_of(config: SimulationConfig) -> ModelLog:
+    """A simulated log under the tests' pseudonym key, with its reference data."""
     from giamsat.settings import get_settings
 
     with pytest.MonkeyPatch.context() as mp:
@@ -35,7 +40,7 @@ def simulated_model_log(months: int = 4, seed: int = 21) -> ModelLog:
         mp.setenv("GIAMSAT_ENVIRONMENT", "test")
         get_settings.cache_clear()
         try:
-            sim = simulate_log(SimulationConfig(months=months, seed=seed))
+            sim = simulate_log(config)
         finally:
             get_settings.cache_clear()
     calendar = WorkingCalendar.for_country("VN", tz="Asia/Ho_Chi_Minh")

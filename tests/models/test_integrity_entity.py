@@ -10,8 +10,6 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from features.calendar import WorkingCalendar
-from features.engine import Reference
 from models.integrity_entity import (
     ALPHA,
     COLUMNS,
@@ -26,11 +24,9 @@ from models.integrity_entity_tests import (
     hypergeom_tests,
     rank_sum_tests,
 )
-from simulator import SimulationConfig, simulate_log
+from simulator import SimulationConfig
 from simulator.config import ENTITY_ANOMALIES, AnomalyRates
-from simulator.run import default_catalogue
-from tests.conftest import TEST_KEY
-from tests.models.conftest import ModelLog
+from tests.models.conftest import ModelLog, model_log_of
 
 #: false entity alerts allowed (share of alerts of the simulated kinds), as measured:
 #: 13 of 13 alerts true on the 4-month fixture, 32 of 37 on the scaled 3-month province,
@@ -39,23 +35,7 @@ PRECISION_FLOOR = 0.75
 
 
 def _log(config: SimulationConfig) -> ModelLog:
-    """A simulated province with the tests' pseudonym key (as the shared fixture)."""
-    from giamsat.settings import get_settings
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GIAMSAT_PSEUDONYM_KEY", TEST_KEY.decode())
-        mp.setenv("GIAMSAT_ENVIRONMENT", "test")
-        get_settings.cache_clear()
-        try:
-            sim = simulate_log(config)
-        finally:
-            get_settings.cache_clear()
-    calendar = WorkingCalendar.for_country("VN", tz="Asia/Ho_Chi_Minh")
-    agencies = sim.agencies[["agency_id", "unit_type"]].astype("string")
-    ref = Reference(calendar, default_catalogue(), agencies)
-    return ModelLog(
-        sim.events, ref, sim.labels_dossiers.set_index("dossier_id"), sim.labels_entities
-    )
+    return model_log_of(config)
 
 
 def recall_precision(findings: pd.DataFrame, labels: pd.DataFrame) -> dict[str, tuple]:

@@ -18,14 +18,12 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import average_precision_score
 
 from features import schema as s
-from features.calendar import WorkingCalendar
 from features.engine import Reference
 from features.entity_facts import dossier_facts
 from models.dataset import closed_table, temporal_split
 from models.waste import WASTE_COLUMNS, WasteModel, waste_by
-from simulator import AnomalyRates, SimulationConfig, simulate_log
-from simulator.run import default_catalogue
-from tests.conftest import TEST_KEY
+from simulator import AnomalyRates, SimulationConfig
+from tests.models.conftest import model_log_of
 
 WASTE_TYPES = ("excess_supplements", "rework_loop", "ping_pong", "idle_then_rush")
 FLOOR = 0.8
@@ -45,20 +43,8 @@ class WasteCase:
 
 
 def _simulate(config: SimulationConfig) -> tuple[pd.DataFrame, pd.DataFrame, Reference]:
-    from giamsat.settings import get_settings
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GIAMSAT_PSEUDONYM_KEY", TEST_KEY.decode())
-        mp.setenv("GIAMSAT_ENVIRONMENT", "test")
-        get_settings.cache_clear()
-        try:
-            sim = simulate_log(config)
-        finally:
-            get_settings.cache_clear()
-    agencies = sim.agencies[["agency_id", "unit_type"]].astype("string")
-    calendar = WorkingCalendar.for_country("VN", tz="Asia/Ho_Chi_Minh")
-    ref = Reference(calendar, default_catalogue(), agencies)
-    return sim.events, sim.labels_dossiers.set_index("dossier_id"), ref
+    log = model_log_of(config)
+    return log.events, log.labels, log.ref
 
 
 @pytest.fixture(scope="module")
