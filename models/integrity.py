@@ -49,6 +49,8 @@ RESIDUAL = "residual"
 FLOW_MULTIPLICITY = 4
 #: a breach's probability is this share of the smallest tail probability training allows.
 BREACH_SHARE = 0.1
+#: a statistical rule whose evidence more training dossiers show than this is left out.
+MAX_PREVALENCE = 0.05
 #: reasons kept per dossier.
 TOP_REASONS = 2
 #: detectors whose tail probability is above this say nothing in the reasons.
@@ -93,6 +95,8 @@ class IntegrityModel(BaseEstimator):
             raise s.EventSchemaError("no dossier to fit the integrity detectors on")
         groups = procedure_groups(table)
         self.rules_ = [r.name for r in rules_for(table.columns) if _informative(r, table)]
+        # statistical evidence most dossiers of this history show is its norm, not a sign
+        self.rules_ = [n for n in self.rules_ if _rare_enough(_RULES[n], table)]
         evidence: dict[str, np.ndarray] = {r.name: r.evidence(table) for r in self._rules()}
         self.flow_ = None
         if self.flow:
@@ -120,8 +124,7 @@ class IntegrityModel(BaseEstimator):
         return self
 
     def _rules(self) -> list[Rule]:
-        by_name = {r.name: r for r in RULES}
-        return [by_name[n] for n in self.rules_]
+        return [_RULES[n] for n in self.rules_]
 
     @property
     def detectors(self) -> list[str]:
@@ -275,6 +278,18 @@ class IntegrityModel(BaseEstimator):
 def _aligned(flow: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
     """Flow scores on the rows of a feature table (a dossier without events scores 0)."""
     return flow.reindex(index).fillna({"flow_score": 0.0, "flow_reason": ""})
+
+
+_RULES = {r.name: r for r in RULES}
+
+
+def _rare_enough(rule: Rule, table: pd.DataFrame) -> bool:
+    """A statistical rule whose evidence more than ``MAX_PREVALENCE`` of the training
+    dossiers show describes how this administration works, not what is odd in it (a
+    breach of a written rule stays, however common)."""
+    if rule.breach:
+        return True
+    return float((rule.evidence(table) > 0).mean()) <= MAX_PREVALENCE
 
 
 def _informative(rule: Rule, table: pd.DataFrame) -> bool:

@@ -28,6 +28,8 @@ RECEPTION_CHECK_DAYS = 0.5
 #: steps entered in a different order than they happened, by less than this, are the
 #: ordinary jitter of desk entry; beyond it, a step was slipped in afterwards.
 RECORD_INVERSION_HOURS = 1.0
+#: idle for at least this share of the statutory time before the rush: most of it wasted.
+IDLE_SHARE = 0.5
 
 Evidence = Callable[[pd.DataFrame], np.ndarray]
 Reason = Callable[[pd.DataFrame], pd.Series]
@@ -183,7 +185,9 @@ RULES: tuple[Rule, ...] = (
         "idle_then_rush",
         "idle_then_rush",
         ("idle_before_rush_share",),
-        lambda f: _col(f, "idle_before_rush_share"),
+        lambda f: np.where(
+            _col(f, "idle_before_rush_share") >= IDLE_SHARE, _col(f, "idle_before_rush_share"), 0.0
+        ),
         lambda f: (
             "untouched for "
             + f["idle_before_rush_share"].astype("float64").map("{:.0%}".format)
