@@ -44,6 +44,9 @@ bench:
 	.venv-bench/bin/python -m bench.ingest --data-dir $(DATA)
 	.venv-bench/bin/python -m bench.simulate
 	.venv-bench/bin/python -m bench.features --dask-events 10000000
+	.venv-bench/bin/python -m bench.integrity_real --data-dir $(DATA)
+	.venv-bench/bin/python -m bench.integrity
+	.venv-bench/bin/python -m bench.integrity_entities
 
 # Regenerate the lock files after editing pyproject.toml.
 lock: | $(BIN)/uv
