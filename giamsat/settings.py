@@ -56,11 +56,17 @@ class Settings(BaseSettings):
     #: share of training dossiers whose integrity score would raise an alert (at least a
     #: score of 0.5); about 200 alerts a month for a province of 10,000 dossiers a month.
     integrity_alert_share: float = Field(default=0.02, gt=0, lt=1)
+    #: entity integrity alerts: the false discovery rate a finding must pass, and at most
+    #: how many alerts per province and pattern (the strongest first).
+    entity_alert_fdr: float = Field(default=0.01, gt=0, lt=1)
+    entity_alerts_per_province: int = Field(default=10, ge=1)
     #: the service store (events, scores, alerts, users, audit log): a SQLite file by
     #: default, PostgreSQL by setting postgresql://user:password@host/db (pg8000 driver).
     database_url: str = "sqlite:///var/giamsat.db"
     #: key of the HMAC under which API keys are stored; changing it invalidates every key.
     api_key_pepper: SecretStr = SecretStr(DEV_API_KEY_PEPPER)
+    #: most events one ``POST /v1/events`` request may carry (larger batches get 413).
+    max_batch_events: int = Field(default=500, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

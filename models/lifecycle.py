@@ -26,7 +26,7 @@ from models import registry
 from models.bundle import BundleError, ModelBundle
 from models.dataset import Split, closed_table
 from models.integrity import IntegrityModel
-from models.scoring import Scores, score_log
+from models.scoring import EntityBudget, Scores, score_log
 from models.waste import WasteModel
 
 __all__ = [
@@ -133,7 +133,9 @@ def score(
             "pass the same catalogue with --catalog"
         )
     ref = Reference(ref.calendar, ref.catalogue, ref.agencies, bundle.process)
-    return score_log(bundle, events, ref, as_of=as_of, progress=say), which
+    budget = EntityBudget(settings.entity_alert_fdr, settings.entity_alerts_per_province)
+    scored = score_log(bundle, events, ref, as_of=as_of, progress=say, entity_budget=budget)
+    return scored, which
 
 
 @dataclass(frozen=True)

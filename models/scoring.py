@@ -23,9 +23,9 @@ from features.engine import Reference
 from models.bundle import ModelBundle
 from models.dataset import closed_table, open_table, outcomes_of
 from models.explain import reasons_of
-from models.integrity_entity import detect_entities
+from models.integrity_entity import ALPHA, MAX_ALERTS_PER_SCOPE, detect_entities
 
-__all__ = ["ALERT_COLUMNS", "SCORE_COLUMNS", "Scores", "alert_id", "score_log"]
+__all__ = ["ALERT_COLUMNS", "SCORE_COLUMNS", "EntityBudget", "Scores", "alert_id", "score_log"]
 
 SCORE_COLUMNS = (
     s.DOSSIER_ID,
@@ -65,6 +65,15 @@ Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
+class EntityBudget:
+    """Entity alerts: the false discovery rate a finding must pass, and at most how many
+    alerts per province and pattern."""
+
+    alpha: float = ALPHA
+    max_alerts: int = MAX_ALERTS_PER_SCOPE
+
+
+@dataclass(frozen=True)
 class Scores:
     """The two tables of a scoring run, and the time they are as of."""
 
@@ -101,8 +110,11 @@ def score_log(
     *,
     as_of: pd.Timestamp | None = None,
     progress: Progress | None = None,
+    entity_budget: EntityBudget | None = None,
 ) -> Scores:
-    """Scores and alerts of every dossier started by ``as_of`` (default: the last event)."""
+    """Scores and alerts of every dossier started by ``as_of`` (default: the last event);
+    ``entity_budget``: the entity alerts' false discovery rate and cap (default
+    :data:`models.integrity_entity.ALPHA` and ``MAX_ALERTS_PER_SCOPE``)."""
     say = progress or (lambda _: None)
     known, stamp = _known(events, as_of)
     if not len(known):
@@ -168,7 +180,11 @@ def score_log(
     alerts = _alerts(scores, texts, patterns)
     if bundle.integrity is not None:
         say("entities")
-        alerts = _with_entities(alerts, detect_entities(known, ref, as_of=stamp))
+        budget = entity_budget or EntityBudget()
+        found = detect_entities(
+            known, ref, as_of=stamp, alpha=budget.alpha, max_alerts=budget.max_alerts
+        )
+        alerts = _with_entities(alerts, found)
     return Scores(scores, alerts, stamp)
 
 

@@ -109,3 +109,22 @@ def test_a_time_before_any_event_is_refused(small: SmallBundle) -> None:
             small.log.ref,
             as_of=pd.Timestamp("2020-01-01", tz="Asia/Ho_Chi_Minh"),
         )
+
+
+def test_the_entity_budget_caps_entity_alerts(scored, small: SmallBundle) -> None:
+    from models.scoring import EntityBudget
+
+    tight = score_log(
+        small.bundle, small.log.events, small.log.ref, as_of=AS_OF,
+        entity_budget=EntityBudget(alpha=0.01, max_alerts=1),
+    )  # fmt: skip
+    entities = tight.alerts[tight.alerts["subject_type"] != "dossier"]
+    province = entities["jurisdiction"].astype(str).str[:2]
+    assert (entities.groupby([province, entities["pattern"]]).size() <= 1).all()
+    before = scored.alerts[scored.alerts["subject_type"] != "dossier"]
+    assert len(entities) <= len(before)
+    dossiers = tight.alerts[tight.alerts["subject_type"] == "dossier"]
+    pd.testing.assert_frame_equal(  # dossier alerts do not depend on the entity budget
+        dossiers.reset_index(drop=True),
+        scored.alerts[scored.alerts["subject_type"] == "dossier"].reset_index(drop=True),
+    )
