@@ -1,5 +1,5 @@
 """``giamsat db``, ``giamsat users`` and ``giamsat audit``: setting up and checking the
-service store (``GIAMSAT_DATABASE_URL``)."""
+service store (``GIAMSAT_DATABASE_URL``); ``giamsat serve``: the HTTP API over it."""
 
 from __future__ import annotations
 
@@ -207,3 +207,25 @@ def audit_verify(url: UrlOption = None) -> None:
         f"audit log intact: {report.entries:,} entries, head {report.head_seq} "
         f"hash {report.head_hash}"
     )
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    url: UrlOption = None,
+) -> None:
+    """Run the HTTP API (one uvicorn process; run replicas behind a load balancer)."""
+    import uvicorn
+
+    from serving.app import create_app
+    from serving.middleware import log_config
+
+    store = _store(url)  # refuses a database that is not migrated, before binding the port
+    try:
+        app = create_app(get_settings(), store)
+        uvicorn.run(
+            app, host=host, port=port, log_config=log_config(log_level), log_level=log_level
+        )
+    finally:
+        store.dispose()

@@ -1,0 +1,122 @@
+"""The API's dependencies, as ``Annotated`` aliases: the store, sessions, the settings,
+the current user (from the API key) and the role each route needs.
+
+Tests override them with ``app.dependency_overrides``. Sessions end with the route
+function (``scope="function"``), before the response is sent: a write that fails to
+commit answers an error, never a success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
+
+from giamsat.settings import Settings
+from serving.db import Store
+from serving.errors import InvalidKeyError, PermissionDeniedError
+from serving.users import Role as R
+from serving.users import User, verify_api_key
+
+__all__ = [
+    "AdminUser",
+    "AlertWorker",
+    "CurrentUser",
+    "DossierReader",
+    "IngestUser",
+    "Reader",
+    "SessionDep",
+    "SettingsDep",
+    "StoreDep",
+    "TransactionDep",
+]
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def get_settings_of_app(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings_of_app)]
+
+
+def read_session(store: StoreDep) -> Iterator[Session]:
+    """A read-only snapshot for the route."""
+    with store.read() as session:
+        yield session
+
+
+def write_session(store: StoreDep) -> Iterator[Session]:
+    """A write transaction: committed when the route returns, rolled back if it raises."""
+    with store.transaction() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(read_session, scope="function")]
+TransactionDep = Annotated[Session, Depends(write_session, scope="function")]
+
+
+def _api_key(authorization: str | None, x_api_key: str | None) -> str:
+    if x_api_key:
+        return x_api_key
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    raise InvalidKeyError("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'")
+
+
+def current_user(
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_api_key: Annotated[
+        str | None, Header(description="the API key (or 'Authorization: Bearer <key>')")
+    ] = None,
+) -> User:
+    """The active user whose API key the request carries; 401 otherwise."""
+    key = _api_key(authorization, x_api_key)
+    pepper = settings.api_key_pepper.get_secret_value().encode()
+    with store.read() as session:
+        user = verify_api_key(session, key, pepper)
+    request.state.user = user.name  # for the request log
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require(*roles: R) -> Callable[[User], User]:
+    """A dependency: the current user, if their role is one of ``roles`` (else 403)."""
+    allowed = frozenset(roles)
+
+    def check(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            names = ", ".join(sorted(r.value for r in allowed))
+            raise PermissionDeniedError(f"role {user.role.value} may not do this (needs {names})")
+        return user
+
+    return check
+
+
+#: sends events.
+IngestUser = Annotated[User, Depends(require(R.INGEST, R.ADMIN))]
+#: reads a dossier's events (inspectors within their jurisdictions; not dashboards).
+DossierReader = Annotated[User, Depends(require(R.INSPECTOR, R.INVESTIGATOR, R.ANALYST, R.ADMIN))]
+#: reads lists of dossiers and scores, alerts and their evidence.
+Reader = Annotated[
+    User, Depends(require(R.INSPECTOR, R.INVESTIGATOR, R.ANALYST, R.DASHBOARD, R.ADMIN))
+]
+#: moves alerts through their workflow.
+AlertWorker = Annotated[User, Depends(require(R.INSPECTOR, R.INVESTIGATOR, R.ADMIN))]
+#: administers the service.
+AdminUser = Annotated[User, Depends(require(R.ADMIN))]

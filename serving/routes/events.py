@@ -1,0 +1,110 @@
+"""``POST /v1/events``: live event ingestion."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from features.pseudonym import is_pseudonym, pseudonym
+from features.schema import APPLICANT_ID, SUBMITTER_ID
+from giamsat.settings import Settings
+from serving.deps import IngestUser, SettingsDep, TransactionDep
+from serving.handlers import ApiError
+from serving.schemas import EVENT_EXAMPLE, EventIn, IngestOut, error_responses
+from serving.store import add_events
+
+router = APIRouter(prefix="/v1", tags=["events"])
+#: bytes one event may take on average before a batch is refused unread (413).
+BYTES_PER_EVENT = 8192
+
+DESCRIPTION = """\
+A JSON array of canonical events (at most `max_batch_events`, 500 by default).
+
+- **Atomic per batch**: every event is checked before anything is written; one invalid
+  event rejects the whole batch (422, naming its `index`, `field` and `event_id`) and
+  nothing of it is stored.
+- **Idempotent on `event_id`**: events already stored are skipped and counted as
+  `duplicate`, so a batch can be re-sent after a timeout without creating duplicates.
+- `applicant_id` and `submitter_id` are pseudonymised (keyed hash) before storage.
+- 413 for a batch over the limit, 415 for a body that is not `application/json`, 400 for
+  malformed JSON.
+"""
+
+
+def _pseudonymised(batch: list[Any], settings: Settings) -> list[Any]:
+    key = settings.pseudonym_key.get_secret_value().encode()
+    out: list[Any] = []
+    for record in batch:
+        if isinstance(record, Mapping):
+            record = dict(record)
+            for field in (APPLICANT_ID, SUBMITTER_ID):
+                value = record.get(field)
+                if isinstance(value, str):
+                    value = value.strip()
+                    if not value:
+                        record[field] = None
+                    elif not is_pseudonym(value):
+                        record[field] = pseudonym(value, key, settings.pseudonym_key_id)
+                    else:
+                        record[field] = value
+        out.append(record)
+    return out
+
+
+async def read_batch(request: Request, settings: SettingsDep) -> list[Any]:
+    """The request's events, pseudonymised; after the key is checked (a dependency declared
+    after the user's), so a caller without a key learns nothing from the body's fate."""
+    limit = settings.max_batch_events
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise ApiError(415, f"send the events as application/json, not {kind or 'nothing'}")
+    most = limit * BYTES_PER_EVENT
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > most:
+        raise ApiError(413, f"body over {most} bytes: send at most {limit} events per request")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > most:
+            raise ApiError(413, f"body over {most} bytes: send at most {limit} events per request")
+    try:
+        batch = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"malformed JSON: {exc}", field="body") from None
+    if not isinstance(batch, list):
+        raise ApiError(422, "expected a JSON array of events", field="body")
+    if len(batch) > limit:
+        raise ApiError(413, f"{len(batch)} events: send at most {limit} per request")
+    return _pseudonymised(batch, settings)
+
+
+EventBatch = Annotated[list[Any], Depends(read_batch)]
+
+
+@router.post(
+    "/events",
+    response_model=IngestOut,
+    summary="Ingest a batch of events",
+    description=DESCRIPTION,
+    responses=error_responses(400, 401, 403, 413, 415, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"type": "array", "items": EventIn.model_json_schema()},
+                    "examples": {"one event": {"value": [EVENT_EXAMPLE]}},
+                }
+            },
+        }
+    },
+)
+def post_events(
+    request: Request, user: IngestUser, batch: EventBatch, session: TransactionDep
+) -> IngestOut:
+    result = add_events(session, batch)
+    request.app.state.metrics.ingested(result.new, result.duplicate)
+    return IngestOut(new=result.new, duplicate=result.duplicate)

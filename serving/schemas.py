@@ -1,0 +1,295 @@
+"""The HTTP API's wire models (request and response bodies), with OpenAPI examples.
+
+They are not the storage models: :mod:`serving.store`, :mod:`serving.alerts` and
+:mod:`serving.audit` return rows and dataclasses, and the ``from_*`` constructors here
+choose what of them goes on the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.alerts import Alert
+from serving.audit import ChainReport
+
+EVENT_EXAMPLE: dict[str, Any] = {
+    "event_id": "HCM-2025-000123-0001",
+    "dossier_id": "HCM-2025-000123",
+    "activity": "received",
+    "timestamp": "2025-03-03T08:15:00+07:00",
+    "agency_id": "HCM-Q1-BPMC",
+    "officer_id": "O-0042",
+    "procedure_code": "1.004227",
+    "jurisdiction": "79-760",
+    "applicant_id": "079123456789",
+    "channel": "online",
+    "due_at": "2025-03-14T17:00:00+07:00",
+    "seq": 1,
+}
+
+
+class ErrorOut(BaseModel):
+    """Every error: what was wrong and, where it is one field, which."""
+
+    detail: str
+    field: str | None = None
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": "event 3 (event_id 'E3'), field 'timestamp': missing value",
+                    "field": "timestamp",
+                    "index": 3,
+                    "event_id": "E3",
+                }
+            ]
+        },
+    )
+
+
+class EventIn(BaseModel):
+    """A canonical event (``features/schema.py``); other keys are kept as attributes.
+
+    ``applicant_id`` and ``submitter_id`` are pseudonymised (keyed hash) before anything
+    is stored; send them raw or already pseudonymised.
+    """
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [EVENT_EXAMPLE]})
+
+    event_id: str = Field(max_length=200)
+    dossier_id: str = Field(max_length=200)
+    activity: str
+    timestamp: datetime = Field(description="ISO 8601 with a UTC offset")
+    agency_id: str | None = None
+    officer_id: str | None = None
+    procedure_code: str | None = None
+    jurisdiction: str | None = None
+    applicant_id: str | None = None
+    submitter_id: str | None = None
+    channel: Literal["online", "in_person", "postal"] | None = None
+    due_at: datetime | None = None
+    recorded_at: datetime | None = None
+    rating: float | None = Field(default=None, ge=1, le=5)
+    target_agency_id: str | None = None
+    seq: int | None = None
+
+
+class IngestOut(BaseModel):
+    """What a batch did: events stored now, and events already stored (ignored)."""
+
+    new: int
+    duplicate: int
+    model_config = ConfigDict(json_schema_extra={"examples": [{"new": 498, "duplicate": 2}]})
+
+
+class EventOut(BaseModel):
+    event_id: str
+    activity: str
+    timestamp: datetime
+    agency_id: str | None = None
+    officer_id: str | None = None
+    channel: str | None = None
+    recorded_at: datetime | None = None
+    due_at: datetime | None = None
+    rating: float | None = None
+    target_agency_id: str | None = None
+    seq: int | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class DossierSummary(BaseModel):
+    """A dossier and its current scores (null until the scorer has seen it)."""
+
+    dossier_id: str
+    procedure_code: str | None = None
+    jurisdiction: str | None = None
+    agency_id: str | None = None
+    last_event_at: datetime | None = None
+    status: str | None = None
+    delay_risk: float | None = None
+    remaining_days_p50: float | None = None
+    remaining_days_p90: float | None = None
+    waste_score: float | None = None
+    integrity_score: float | None = None
+    risk_score: float | None = None
+    reasons: str | None = None
+    scored_as_of: datetime | None = None
+    model_version: str | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "dossier_id": "HCM-2025-000123",
+                    "procedure_code": "1.004227",
+                    "jurisdiction": "79-760",
+                    "agency_id": "HCM-Q1-BPMC",
+                    "status": "open",
+                    "delay_risk": 0.82,
+                    "risk_score": 0.82,
+                    "reasons": "appraisal 6 working days over the median; 2 transfers",
+                }
+            ]
+        }
+    )
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> DossierSummary:
+        return cls.model_validate({k: row.get(k) for k in cls.model_fields})
+
+
+class DossierPublic(DossierSummary):
+    """A dossier, its current scores and reasons, and its events in time order."""
+
+    events: list[EventOut]
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list: ``items`` from ``offset``, of ``total`` matching."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class AlertPublic(BaseModel):
+    """An alert in the inbox."""
+
+    alert_id: str
+    kind: str
+    subject_type: str
+    subject_id: str
+    score: float
+    severity: str
+    jurisdiction: str | None
+    agency_id: str | None
+    status: str
+    level: str
+    assignee: str | None
+    version: int = Field(description="send it back as expected_version to act on this state")
+    opened_at: datetime
+    updated_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    verdict_reason: str | None
+    closed_at: datetime | None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "alert_id": "a1b2c3d4e5f60718",
+                    "kind": "delay",
+                    "subject_type": "dossier",
+                    "subject_id": "HCM-2025-000123",
+                    "score": 0.91,
+                    "severity": "high",
+                    "jurisdiction": "79-760",
+                    "agency_id": "HCM-Q1-BPMC",
+                    "status": "open",
+                    "level": "commune",
+                    "assignee": None,
+                    "version": 1,
+                    "opened_at": "2025-03-10T02:00:00Z",
+                    "updated_at": "2025-03-10T02:00:00Z",
+                    "decided_at": None,
+                    "decided_by": None,
+                    "verdict_reason": None,
+                    "closed_at": None,
+                }
+            ]
+        }
+    )
+
+    @classmethod
+    def from_alert(cls, alert: Alert) -> AlertPublic:
+        fields = {k: getattr(alert, k) for k in cls.model_fields if hasattr(alert, k)}
+        return cls.model_validate(fields)
+
+
+class HistoryOut(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    from_status: str | None
+    to_status: str
+    from_level: str | None
+    to_level: str
+    reason: str | None
+    version: int
+
+
+class AlertEvidence(AlertPublic):
+    """An alert with its evidence: the reasons, the pattern, the supporting dossiers, and
+    what people and the scorer did with it."""
+
+    reasons: str
+    pattern: str | None
+    dossiers: list[str]
+    history: list[HistoryOut]
+
+
+class AlertUpdate(BaseModel):
+    """A workflow action's input. ``expected_version`` (the alert's ``version`` as read)
+    makes the action fail with 409 if someone else acted first."""
+
+    expected_version: int | None = Field(default=None, ge=1)
+    reason: str | None = Field(default=None, max_length=2000, description="dismiss: required")
+    assignee: str | None = Field(default=None, max_length=100, description="reassign: required")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"expected_version": 2, "reason": "the delay was a court order"}]
+        },
+    )
+
+
+class ChainReportOut(BaseModel):
+    """The audit chain's check: ``ok``, or the first broken entry and why."""
+
+    ok: bool
+    entries: int
+    head_seq: int
+    head_hash: str
+    broken_seq: int | None = None
+    problem: str | None = None
+    message: str = ""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"ok": True, "entries": 1204, "head_seq": 1204, "head_hash": "9f2c..."}]
+        }
+    )
+
+    @classmethod
+    def from_report(cls, report: ChainReport) -> ChainReportOut:
+        return cls(
+            ok=report.ok,
+            entries=report.entries,
+            head_seq=report.head_seq,
+            head_hash=report.head_hash,
+            broken_seq=report.broken_seq,
+            problem=report.problem,
+            message=report.message,
+        )
+
+
+class Health(BaseModel):
+    status: Literal["ok", "ready", "not ready"]
+    detail: str | None = None
+    schema_revision: str | None = None
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a route's error statuses (all :class:`ErrorOut`)."""
+    return {code: {"model": ErrorOut} for code in codes}

@@ -1,0 +1,104 @@
+"""The API's list queries: the alert inbox with every filter and a total, dossier pages
+with a total, and the alert counts the metrics report.
+
+:func:`serving.alerts.list_alerts` and :func:`serving.store.list_dossiers` serve the
+CLI and the scorer; these add what a paginated HTTP list needs (a ``total`` and the
+inbox's filters) without changing them. Both restrict every query to what the user may
+see (:func:`serving.users.restrict`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from serving.alerts import Alert, Status
+from serving.alerts import _alert as alert_of_row  # one conversion of a row, shared
+from serving.alerts import _select as select_alerts
+from serving.tables import alerts, dossiers
+from serving.users import User, restrict
+
+__all__ = ["AlertFilters", "alert_counts", "search_alerts", "search_dossiers"]
+
+
+@dataclass(frozen=True)
+class AlertFilters:
+    """The inbox's filters; ``since`` and ``until`` bound when the alert was opened."""
+
+    kind: str | None = None
+    severity: str | None = None
+    status: tuple[Status, ...] = ()
+    agency_id: str | None = None
+    jurisdiction: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _count(session: Session, stmt: sa.Select[Any]) -> int:
+    counted = sa.select(sa.func.count()).select_from(stmt.subquery())
+    return int(session.execute(counted).scalar_one())
+
+
+def search_alerts(
+    session: Session, user: User, filters: AlertFilters, *, limit: int, offset: int
+) -> tuple[list[Alert], int]:
+    """The alerts the user may see that match ``filters``, highest score first, and how
+    many match in all."""
+    stmt = select_alerts()
+    if filters.kind is not None:
+        stmt = stmt.where(alerts.c.kind == filters.kind)
+    if filters.severity is not None:
+        stmt = stmt.where(alerts.c.severity == filters.severity)
+    if filters.status:
+        stmt = stmt.where(alerts.c.status.in_(sorted(s.value for s in filters.status)))
+    if filters.agency_id is not None:
+        stmt = stmt.where(alerts.c.agency_id == filters.agency_id)
+    if filters.jurisdiction is not None:
+        stmt = stmt.where(alerts.c.jurisdiction == filters.jurisdiction)
+    if filters.since is not None:
+        stmt = stmt.where(alerts.c.opened_at >= filters.since)
+    if filters.until is not None:
+        stmt = stmt.where(alerts.c.opened_at < filters.until)
+    stmt = restrict(stmt, user, alerts.c.jurisdiction)
+    total = _count(session, stmt)
+    page = stmt.order_by(alerts.c.score.desc(), alerts.c.alert_id).limit(limit).offset(offset)
+    return [alert_of_row(r) for r in session.execute(page)], total
+
+
+def search_dossiers(
+    session: Session,
+    user: User,
+    *,
+    min_risk: float | None = None,
+    jurisdiction: str | None = None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """Dossiers the user may see, riskiest first (unscored last), and how many match."""
+    stmt = sa.select(dossiers)
+    if min_risk is not None:
+        stmt = stmt.where(dossiers.c.risk_score >= min_risk)
+    if jurisdiction is not None:
+        stmt = stmt.where(dossiers.c.jurisdiction == jurisdiction)
+    stmt = restrict(stmt, user, dossiers.c.jurisdiction)
+    total = _count(session, stmt)
+    page = stmt.order_by(
+        dossiers.c.risk_score.is_(None), dossiers.c.risk_score.desc(), dossiers.c.dossier_id
+    )
+    rows = session.execute(page.limit(limit).offset(offset)).mappings()
+    return [dict(r) for r in rows], total
+
+
+def alert_counts(session: Session) -> Iterable[tuple[str, str, int]]:
+    """``(kind, status, count)`` of every stored alert (for the metrics)."""
+    stmt = (
+        sa.select(alerts.c.kind, alerts.c.status, sa.func.count())
+        .group_by(alerts.c.kind, alerts.c.status)
+        .order_by(alerts.c.kind, alerts.c.status)
+    )
+    return [(str(k), str(s), int(n)) for k, s, n in session.execute(stmt)]
