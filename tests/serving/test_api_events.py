@@ -82,6 +82,17 @@ def test_a_batch_over_the_limit_is_413(api: Api) -> None:
     huge = json.dumps([{"event_id": "x" * 100_000}])  # over the byte budget, refused unread
     r = api.post("ingest", "/v1/events", content=huge, headers={"Content-Type": "application/json"})
     assert r.status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted while read
+        yield b"["
+        for _ in range(100):
+            yield json.dumps(wire(event(0, note="x" * 1000))).encode() + b","
+        yield b"{}]"
+
+    r = api.post(
+        "ingest", "/v1/events", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 413
     assert _stored(api.store) == []
 
 
