@@ -29,7 +29,9 @@ __all__ = [
     "Status",
     "Verdict",
     "alert_history_of",
+    "alert_of_row",
     "get_alert",
+    "select_alerts",
     "list_alerts",
     "verdicts",
 ]
@@ -114,13 +116,13 @@ class Verdict:
     score: float
 
 
-def _select() -> sa.Select[Any]:
+def select_alerts() -> sa.Select[Any]:
     return sa.select(alerts, users.c.name.label("assignee")).outerjoin(
         users, users.c.id == alerts.c.assignee_id
     )
 
 
-def _alert(row: Any) -> Alert:
+def alert_of_row(row: Any) -> Alert:
     m = row._mapping
     return Alert(
         **{k: m[k] for k in Alert.__dataclass_fields__ if k != "status"},
@@ -130,11 +132,13 @@ def _alert(row: Any) -> Alert:
 
 def get_alert(session: Session, user: User, alert_id: str) -> Alert:
     """One alert; :class:`NotFoundError` if absent or outside the user's jurisdictions."""
-    stmt = restrict(_select().where(alerts.c.alert_id == alert_id), user, alerts.c.jurisdiction)
+    stmt = restrict(
+        select_alerts().where(alerts.c.alert_id == alert_id), user, alerts.c.jurisdiction
+    )
     row = session.execute(stmt).first()
     if row is None:
         raise NotFoundError(f"no alert {alert_id!r}")
-    return _alert(row)
+    return alert_of_row(row)
 
 
 def list_alerts(
@@ -148,7 +152,7 @@ def list_alerts(
     offset: int = 0,
 ) -> list[Alert]:
     """The user's inbox: alerts they may see, highest score first."""
-    stmt = _select()
+    stmt = select_alerts()
     if status is not None:
         stmt = stmt.where(alerts.c.status.in_([Status(s).value for s in status]))
     if kind is not None:
@@ -157,7 +161,7 @@ def list_alerts(
         stmt = stmt.where(alerts.c.jurisdiction == jurisdiction)
     stmt = restrict(stmt, user, alerts.c.jurisdiction)
     stmt = stmt.order_by(alerts.c.score.desc(), alerts.c.alert_id).limit(limit).offset(offset)
-    return [_alert(r) for r in session.execute(stmt)]
+    return [alert_of_row(r) for r in session.execute(stmt)]
 
 
 def alert_history_of(session: Session, user: User, alert_id: str) -> list[dict[str, Any]]:

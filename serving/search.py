@@ -17,10 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from serving.alerts import Alert, Status
-from serving.alerts import _alert as alert_of_row  # one conversion of a row, shared
-from serving.alerts import _select as select_alerts
-from serving.tables import alerts, dossiers
+from serving.alerts import Alert, Status, alert_of_row, select_alerts
+from serving.store import dossier_query
+from serving.tables import alerts
 from serving.users import User, restrict
 
 __all__ = ["AlertFilters", "alert_counts", "search_alerts", "search_dossiers"]
@@ -80,17 +79,9 @@ def search_dossiers(
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     """Dossiers the user may see, riskiest first (unscored last), and how many match."""
-    stmt = sa.select(dossiers)
-    if min_risk is not None:
-        stmt = stmt.where(dossiers.c.risk_score >= min_risk)
-    if jurisdiction is not None:
-        stmt = stmt.where(dossiers.c.jurisdiction == jurisdiction)
-    stmt = restrict(stmt, user, dossiers.c.jurisdiction)
+    stmt = dossier_query(user, min_risk=min_risk, jurisdiction=jurisdiction)
     total = _count(session, stmt)
-    page = stmt.order_by(
-        dossiers.c.risk_score.is_(None), dossiers.c.risk_score.desc(), dossiers.c.dossier_id
-    )
-    rows = session.execute(page.limit(limit).offset(offset)).mappings()
+    rows = session.execute(stmt.limit(limit).offset(offset)).mappings()
     return [dict(r) for r in rows], total
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "add_events",
     "dossier_events",
     "get_dossier",
+    "dossier_query",
     "list_dossiers",
     "upsert_scores",
 ]
@@ -353,16 +354,23 @@ def list_dossiers(
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Dossiers the user may see, riskiest first (unscored ones last)."""
+    stmt = dossier_query(user, min_risk=min_risk, jurisdiction=jurisdiction)
+    return [dict(r) for r in session.execute(stmt.limit(limit).offset(offset)).mappings()]
+
+
+def dossier_query(
+    user: User, *, min_risk: float | None = None, jurisdiction: str | None = None
+) -> sa.Select[Any]:
+    """The dossiers the user may see that match, riskiest first (unscored ones last)."""
     stmt = sa.select(dossiers)
     if min_risk is not None:
         stmt = stmt.where(dossiers.c.risk_score >= min_risk)
     if jurisdiction is not None:
         stmt = stmt.where(dossiers.c.jurisdiction == jurisdiction)
     stmt = restrict(stmt, user, dossiers.c.jurisdiction)
-    stmt = stmt.order_by(
+    return stmt.order_by(
         dossiers.c.risk_score.is_(None), dossiers.c.risk_score.desc(), dossiers.c.dossier_id
     )
-    return [dict(r) for r in session.execute(stmt.limit(limit).offset(offset)).mappings()]
 
 
 def get_dossier(session: Session, user: User, dossier_id: str) -> dict[str, Any]:
