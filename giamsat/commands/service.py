@@ -4,6 +4,8 @@ service store (``GIAMSAT_DATABASE_URL``); ``giamsat serve``: the HTTP API over i
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,6 +16,8 @@ from features.schema import GiamSatError
 from giamsat.settings import get_settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from serving.db import Store
 
 console = Console(stderr=True, soft_wrap=True)
@@ -42,6 +46,20 @@ def _actor() -> str:
 
 def _url(url: str | None) -> str:
     return url or get_settings().database_url
+
+
+@contextmanager
+def _session(url: str | None, *, write: bool = False) -> Iterator[Session]:
+    """A session on the migrated store at ``url`` (a transaction when ``write``): the
+    store's errors become the command's error message and exit code 2."""
+    store = _store(url)
+    try:
+        with store.transaction() if write else store.read() as session:
+            yield session
+    except GiamSatError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.dispose()
 
 
 def _store(url: str | None) -> Store:
@@ -88,16 +106,10 @@ def users_create(
     """Create a user and their first API key; the key is printed once, never stored."""
     from serving.users import create_api_key, create_user
 
-    store = _store(url)
     pepper = get_settings().api_key_pepper.get_secret_value().encode()
-    try:
-        with store.transaction() as session:
-            user = create_user(session, name, role, jurisdiction or (), actor=_actor())
-            key_id, key = create_api_key(session, name, pepper, label=label, actor=_actor())
-    except GiamSatError as exc:
-        raise _fail(exc) from exc
-    finally:
-        store.dispose()
+    with _session(url, write=True) as session:
+        user = create_user(session, name, role, jurisdiction or (), actor=_actor())
+        key_id, key = create_api_key(session, name, pepper, label=label, actor=_actor())
     places = ", ".join(sorted(user.jurisdictions)) or "all"
     console.print(f"user {user.name} ({user.role.value}; jurisdictions: {places}), key {key_id}")
     console.print("the API key below is shown once: keep it now", style="bold")
@@ -113,15 +125,9 @@ def users_key(
     """Give an existing user a new API key (printed once)."""
     from serving.users import create_api_key
 
-    store = _store(url)
     pepper = get_settings().api_key_pepper.get_secret_value().encode()
-    try:
-        with store.transaction() as session:
-            key_id, key = create_api_key(session, name, pepper, label=label, actor=_actor())
-    except GiamSatError as exc:
-        raise _fail(exc) from exc
-    finally:
-        store.dispose()
+    with _session(url, write=True) as session:
+        key_id, key = create_api_key(session, name, pepper, label=label, actor=_actor())
     console.print(f"key {key_id} for {name}, shown once:", style="bold")
     out.print(key, highlight=False)
 
@@ -134,14 +140,8 @@ def users_revoke_key(
     """Revoke an API key at once."""
     from serving.users import revoke_api_key
 
-    store = _store(url)
-    try:
-        with store.transaction() as session:
-            revoke_api_key(session, key_id, actor=_actor())
-    except GiamSatError as exc:
-        raise _fail(exc) from exc
-    finally:
-        store.dispose()
+    with _session(url, write=True) as session:
+        revoke_api_key(session, key_id, actor=_actor())
     out.print(f"key {key_id} revoked")
 
 
@@ -152,14 +152,8 @@ def users_deactivate(
     """Switch a user off; their keys stop working."""
     from serving.users import deactivate_user
 
-    store = _store(url)
-    try:
-        with store.transaction() as session:
-            deactivate_user(session, name, actor=_actor())
-    except GiamSatError as exc:
-        raise _fail(exc) from exc
-    finally:
-        store.dispose()
+    with _session(url, write=True) as session:
+        deactivate_user(session, name, actor=_actor())
     out.print(f"user {name} deactivated")
 
 
@@ -168,12 +162,8 @@ def users_list(url: UrlOption = None) -> None:
     """Users, their roles and jurisdictions."""
     from serving.users import list_users
 
-    store = _store(url)
-    try:
-        with store.read() as session:
-            found = list_users(session)
-    finally:
-        store.dispose()
+    with _session(url) as session:
+        found = list_users(session)
     table = Table(title="users", title_justify="left")
     for column in ("name", "role", "jurisdictions", "active"):
         table.add_column(column)
@@ -192,12 +182,8 @@ def audit_verify(url: UrlOption = None) -> None:
     """Check the audit chain; exit code 1 names the first edited, deleted or moved entry."""
     from serving.audit import verify
 
-    store = _store(url)
-    try:
-        with store.read() as session:
-            report = verify(session)
-    finally:
-        store.dispose()
+    with _session(url) as session:
+        report = verify(session)
     if not report.ok:
         raise _fail(
             f"audit log broken at entry {report.broken_seq} ({report.problem}): {report.message}",
