@@ -90,7 +90,7 @@ def _clock_evidence(f: pd.DataFrame) -> np.ndarray:
 
 
 def _clock_reason(f: pd.DataFrame) -> pd.Series:
-    share = pd.Series(_clock_evidence(f), index=f.index).map("{:.0%}".format)
+    share = pd.Series(_clock_evidence(f), index=f.index).map("{:.1%}".format)
     return (
         "a clock stop began when "
         + share
