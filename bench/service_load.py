@@ -201,7 +201,7 @@ def explain(url: str) -> None:
                 search_alerts(session, user, filters, limit=50, offset=50)
                 timed = ", ".join(f"{1000 * t:.1f}" for _, _, t in seen)
                 print(f"   {who} {shape}: count, page {timed} ms")
-                for statement, parameters, _ in seen if shape == "open" else []:
+                for statement, parameters, _ in list(seen) if shape == "open" else []:
                     rows = session.connection().exec_driver_sql(prefix + statement, parameters)
                     for row in rows:
                         print("      " + " | ".join(str(v) for v in row)[:150])
@@ -403,11 +403,13 @@ def run_backend(backend: str, connections: int, seconds: float, n_alerts: int,
         keys = prepare(url)
         took = load_alerts(url, n_alerts) if n_alerts else 0.0
         print(f"   {n_alerts:,} alerts loaded in {took:.1f} s", flush=True)
+        if explain_queries:
+            explain(url)
         for ddl in indexes:  # a candidate index, tried before it becomes a migration
             started = time.perf_counter()
             _run_sql(url, ddl)
             print(f"   {ddl} ({time.perf_counter() - started:.1f} s)", flush=True)
-        if explain_queries:
+        if explain_queries and indexes:
             explain(url)
         with server(url) as (port, pid):
             template = events_template()
