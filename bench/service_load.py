@@ -225,7 +225,9 @@ def server(url: str) -> Iterator[tuple[int, int]]:
     cmd = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
            "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env)
+    # the server's log (tracebacks of failed requests) goes to a file: its tail is shown
+    log = tempfile.NamedTemporaryFile("w+", prefix="uvicorn-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, env=env, stderr=log)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -247,6 +249,13 @@ def server(url: str) -> Iterator[tuple[int, int]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.seek(0)
+        errors = [line.strip() for line in log if line.startswith(("sqlalchemy.", "ERROR"))]
+        if errors:
+            print(f"   server log {log.name}: {len(errors)} error lines, last: {errors[-1][:200]}")
+        log.close()
+        if not errors:
+            os.unlink(log.name)
 
 
 def _cpu_of(pid: int) -> float:
@@ -320,10 +329,10 @@ async def drive(port: int, pid: int, name: str, make: Callable[[int], tuple[str,
                 shape, raw = make(next(counter))
                 status = await _exchange(reader, writer, raw)
                 done = time.perf_counter()
-                if now < stop_warm:
-                    continue
-                if status >= 300:
+                if status >= 300:  # counted even in the warm-up: a slow start can be all errors
                     result.errors[status] = result.errors.get(status, 0) + 1
+                    continue
+                if now < stop_warm:
                     continue
                 result.latencies.append(done - now)
                 result.by_shape.setdefault(shape, []).append(done - now)
