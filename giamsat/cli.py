@@ -20,7 +20,7 @@ from features.sources import load_mapping_file
 from features.summary import summarise
 from giamsat.commands.features import features, registry
 from giamsat.commands.models import evaluate, promote, score, train
-from giamsat.commands.service import audit_app, db_app, serve, users_app
+from giamsat.commands.service import alerts_app, audit_app, db_app, labels_app, serve, users_app
 from giamsat.commands.simulate import simulate
 from giamsat.settings import get_settings
 
@@ -40,6 +40,8 @@ app.command("serve")(serve)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(labels_app, name="labels")
 console = Console(stderr=True)
 out = Console()
 

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     api_key_pepper: SecretStr = SecretStr(DEV_API_KEY_PEPPER)
     #: most events one ``POST /v1/events`` request may carry (larger batches get 413).
     max_batch_events: int = Field(default=500, ge=1, le=100_000)
+    #: hours an open alert of each severity may wait for an acknowledgement before it
+    #: escalates one level of government (commune -> province -> ministry); the clock
+    #: restarts at each escalation (``giamsat alerts escalate-overdue``).
+    alert_sla_high_hours: float = Field(default=24, gt=0)
+    alert_sla_medium_hours: float = Field(default=72, gt=0)
+    alert_sla_low_hours: float = Field(default=168, gt=0)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

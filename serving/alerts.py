@@ -108,6 +108,8 @@ class Verdict:
     kind: str
     subject_type: str
     subject_id: str
+    pattern: str | None
+    dossiers: list[str] | None
     jurisdiction: str | None
     verdict: Status  # confirmed or dismissed
     reason: str | None
@@ -193,16 +195,18 @@ def verdicts(
     stmt = stmt.order_by(alerts.c.decided_at, alerts.c.alert_id)
     return [
         Verdict(
-            r.alert_id,
-            r.kind,
-            r.subject_type,
-            r.subject_id,
-            r.jurisdiction,
-            Status(r.status),
-            r.verdict_reason,
-            r.decided_by,
-            r.decided_at,
-            r.score,
+            alert_id=r.alert_id,
+            kind=r.kind,
+            subject_type=r.subject_type,
+            subject_id=r.subject_id,
+            pattern=r.pattern,
+            dossiers=r.dossiers,
+            jurisdiction=r.jurisdiction,
+            verdict=Status(r.status),
+            reason=r.verdict_reason,
+            decided_by=r.decided_by,
+            decided_at=r.decided_at,
+            score=r.score,
         )
         for r in session.execute(stmt)
     ]

@@ -20,7 +20,7 @@ from serving.db import Store
 from serving.metrics import Metrics
 from serving.middleware import RequestContext
 from serving.readiness import check_schema
-from serving.routes import alerts, audit, dossiers, events, health
+from serving.routes import alerts, audit, dossiers, events, health, sla
 
 DESCRIPTION = """\
 GiamSat's service: event ingestion, dossiers and their risk scores, the alert inbox and
@@ -61,6 +61,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.metrics = Metrics()
     handlers.install(app)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
-    for module in (events, dossiers, alerts, audit, health):
+    for module in (events, dossiers, alerts, sla, audit, health):
         app.include_router(module.router)
     return app

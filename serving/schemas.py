@@ -254,6 +254,15 @@ class AlertUpdate(BaseModel):
     )
 
 
+class EscalationOut(BaseModel):
+    """What an SLA escalation run did: the alerts it moved up a level, and how many
+    overdue alerts are already at the top level (they stay there)."""
+
+    at: datetime
+    escalated: list[AlertPublic]
+    overdue_at_top: int
+
+
 class ChainReportOut(BaseModel):
     """The audit chain's check: ``ok``, or the first broken entry and why."""
 

@@ -124,6 +124,9 @@ users = sa.Table(
     sa.Column("role", sa.String(20), nullable=False),
     sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    #: the agency the user works for (NULL: none, e.g. an inspectorate): such a user may
+    #: not give a verdict on an alert about that agency (separation of duties).
+    _id("agency_id"),
 )
 
 user_jurisdictions = sa.Table(

@@ -73,6 +73,8 @@ class User:
     role: Role
     jurisdictions: frozenset[str] = frozenset()
     active: bool = True
+    #: the agency the user works for, if any (see :func:`serving.workflow.transition`).
+    agency_id: str | None = None
 
     @property
     def sees_all(self) -> bool:
@@ -122,12 +124,18 @@ def create_user(
     role: str | Role,
     jurisdictions: Iterable[str] = (),
     *,
+    agency_id: str | None = None,
     actor: str = "system",
     now: datetime | None = None,
 ) -> User:
-    """Store a new user (audited). Inspectors and investigators need jurisdictions."""
+    """Store a new user (audited). Inspectors and investigators need jurisdictions;
+    ``agency_id`` is the agency the user works for, if any (they may not give verdicts on
+    alerts about it)."""
     role = _parse_role(role)
     codes = frozenset(j.strip() for j in jurisdictions)
+    agency = agency_id.strip() if agency_id is not None else None
+    if agency is not None and not 0 < len(agency) <= ID_LENGTH:
+        raise InvalidUserError(f"an agency id must be 1-{ID_LENGTH} characters")
     if not _NAME.match(name):
         raise InvalidUserError(
             f"user name {name!r}: 1-100 letters, digits or . _ @ -, starting with a letter or digit"
@@ -141,7 +149,7 @@ def create_user(
     stamp = now or datetime.now(UTC)
     user_id = session.execute(
         sa.insert(users)
-        .values(name=name, role=role.value, active=True, created_at=stamp)
+        .values(name=name, role=role.value, active=True, created_at=stamp, agency_id=agency)
         .returning(users.c.id)
     ).scalar_one()
     if codes:
@@ -155,10 +163,10 @@ def create_user(
         "user.create",
         subject_type="user",
         subject_id=name,
-        details={"role": role.value, "jurisdictions": sorted(codes)},
+        details={"role": role.value, "jurisdictions": sorted(codes), "agency_id": agency},
         now=stamp,
     )
-    return User(user_id, name, role, codes)
+    return User(user_id, name, role, codes, agency_id=agency)
 
 
 def _load(session: Session, where: sa.ColumnElement[bool]) -> User | None:
@@ -168,7 +176,7 @@ def _load(session: Session, where: sa.ColumnElement[bool]) -> User | None:
     codes = session.execute(
         sa.select(user_jurisdictions.c.jurisdiction).where(user_jurisdictions.c.user_id == row.id)
     ).scalars()
-    return User(row.id, row.name, Role(row.role), frozenset(codes), bool(row.active))
+    return User(row.id, row.name, Role(row.role), frozenset(codes), bool(row.active), row.agency_id)
 
 
 def get_user(session: Session, name: str) -> User:
@@ -190,7 +198,7 @@ def deactivate_user(session: Session, name: str, *, actor: str = "system") -> Us
     user = get_user(session, name)
     session.execute(sa.update(users).where(users.c.id == user.id).values(active=False))
     audit.append(session, actor, "user.deactivate", subject_type="user", subject_id=name)
-    return User(user.id, user.name, user.role, user.jurisdictions, active=False)
+    return User(user.id, user.name, user.role, user.jurisdictions, False, user.agency_id)
 
 
 def _digest(pepper: bytes, key_id: str, secret: str) -> str:

@@ -7,6 +7,14 @@ alert's ``version`` with ``UPDATE ... WHERE version = <the version read>``: of t
 concurrent writers one wins and the other gets :class:`AlertConflictError`. Each
 transition writes its alert history row, its audit entry and its outbox message in the
 caller's transaction, so they land together or not at all.
+
+Separation of duties: a user who works for an agency (``users.agency_id``) may not
+confirm or dismiss an alert about that agency: one whose ``agency_id`` it is, or whose
+subject is the agency or an agency pair (``A->B``) it is an end of. Both verdicts are
+refused, not only the dismissal: a confirmation is the record of what happened and a
+training label too, and an interested party's "confirmed, minor" can bury a case as well
+as a dismissal can. Acknowledging, escalating and reassigning stay allowed (they hand the
+alert on). SLA escalation (``escalate_overdue``) lives in :mod:`serving.sla`.
 """
 
 from __future__ import annotations
@@ -42,9 +50,11 @@ from serving.errors import (
 from serving.tables import alert_history, alerts
 from serving.users import ALERT_WORKERS, SYSTEM, User, can_see, get_user
 
-__all__ = ["UpsertResult", "close_passed", "transition", "upsert_alerts"]
+__all__ = ["UpsertResult", "close_passed", "interested_agency", "transition", "upsert_alerts"]
 
 _FIELDS = ("kind", "subject_type", "subject_id", "score", "severity")
+#: the verdicts a user of the agency the alert is about may not give.
+VERDICTS = frozenset({Action.CONFIRM, Action.DISMISS})
 
 
 @dataclass(frozen=True)
@@ -225,6 +235,11 @@ def transition(
     if act in SYSTEM_ACTIONS and user is not SYSTEM:
         raise PermissionDeniedError(f"{act.value} is done by the scorer, not by a user")
     current = get_alert(session, user, alert_id)
+    if act in VERDICTS and (agency := interested_agency(user, current)) is not None:
+        raise PermissionDeniedError(
+            f"user {user.name} works for agency {agency}, which alert {alert_id} is about: "
+            f"someone outside it must {act.value} it (separation of duties)"
+        )
     if expected_version is not None and expected_version != current.version:
         raise AlertConflictError(alert_id, expected_version)
     allowed, after = TRANSITIONS[act]
@@ -285,6 +300,20 @@ def transition(
         extra=extra,
     )
     return get_alert(session, SYSTEM, alert_id)
+
+
+def interested_agency(user: User, alert: Alert) -> str | None:
+    """The user's agency if the alert is about it (its ``agency_id``, or its subject: the
+    agency, or an end of an agency pair ``A->B``); else None."""
+    agency = user.agency_id
+    if agency is None:
+        return None
+    about = {alert.agency_id}
+    if alert.subject_type == "agency":
+        about.add(alert.subject_id)
+    elif alert.subject_type == "agency_pair":
+        about.update(alert.subject_id.split("->"))
+    return agency if agency in about else None
 
 
 def _assignable(session: Session, alert_id: str, current: Alert, name: str | None) -> int:

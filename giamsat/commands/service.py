@@ -1,11 +1,15 @@
 """``giamsat db``, ``giamsat users`` and ``giamsat audit``: setting up and checking the
-service store (``GIAMSAT_DATABASE_URL``); ``giamsat serve``: the HTTP API over it."""
+service store (``GIAMSAT_DATABASE_URL``); ``giamsat alerts escalate-overdue``: the SLA
+job; ``giamsat labels export``: verdicts as training labels; ``giamsat serve``: the HTTP
+API over it."""
 
 from __future__ import annotations
 
 import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -26,6 +30,8 @@ out = Console(soft_wrap=True)
 db_app = typer.Typer(help="The service store's schema.", no_args_is_help=True)
 users_app = typer.Typer(help="Users, roles, jurisdictions and API keys.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Jobs over the alert workflow.", no_args_is_help=True)
+labels_app = typer.Typer(help="Inspectors' verdicts as training labels.", no_args_is_help=True)
 
 UrlOption = Annotated[
     str | None, typer.Option("--url", help="database URL (default: GIAMSAT_DATABASE_URL)")
@@ -42,6 +48,19 @@ def _actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):  # no passwd entry (containers)
         return "cli"
+
+
+def _instant(text: str | None, option: str) -> datetime | None:
+    """An ISO 8601 time with its offset (``Z`` or ``+07:00``), for ``option``."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint=option) from None
+    if value.tzinfo is None:
+        raise typer.BadParameter(f"give {text!r} a UTC offset (Z, +07:00)", param_hint=option)
+    return value
 
 
 def _url(url: str | None) -> str:
@@ -101,6 +120,10 @@ def users_create(
         typer.Option(help="jurisdiction code the user covers, repeatable (inspectors: 1+)"),
     ] = None,
     label: Annotated[str | None, typer.Option(help="note on the key (where it is used)")] = None,
+    agency: Annotated[
+        str | None,
+        typer.Option(help="agency the user works for (no verdicts on alerts about it)"),
+    ] = None,
     url: UrlOption = None,
 ) -> None:
     """Create a user and their first API key; the key is printed once, never stored."""
@@ -108,10 +131,15 @@ def users_create(
 
     pepper = get_settings().api_key_pepper.get_secret_value().encode()
     with _session(url, write=True) as session:
-        user = create_user(session, name, role, jurisdiction or (), actor=_actor())
+        user = create_user(
+            session, name, role, jurisdiction or (), agency_id=agency, actor=_actor()
+        )
         key_id, key = create_api_key(session, name, pepper, label=label, actor=_actor())
     places = ", ".join(sorted(user.jurisdictions)) or "all"
-    console.print(f"user {user.name} ({user.role.value}; jurisdictions: {places}), key {key_id}")
+    works = f"; agency: {user.agency_id}" if user.agency_id else ""
+    console.print(
+        f"user {user.name} ({user.role.value}; jurisdictions: {places}{works}), key {key_id}"
+    )
     console.print("the API key below is shown once: keep it now", style="bold")
     out.print(key, highlight=False)
 
@@ -165,13 +193,14 @@ def users_list(url: UrlOption = None) -> None:
     with _session(url) as session:
         found = list_users(session)
     table = Table(title="users", title_justify="left")
-    for column in ("name", "role", "jurisdictions", "active"):
+    for column in ("name", "role", "jurisdictions", "agency", "active"):
         table.add_column(column)
     for user in found:
         table.add_row(
             user.name,
             user.role.value,
             ", ".join(sorted(user.jurisdictions)) or "all",
+            user.agency_id or "",
             "yes" if user.active else "no",
         )
     out.print(table)
@@ -192,6 +221,62 @@ def audit_verify(url: UrlOption = None) -> None:
     out.print(
         f"audit log intact: {report.entries:,} entries, head {report.head_seq} "
         f"hash {report.head_hash}"
+    )
+
+
+@alerts_app.command("escalate-overdue")
+def alerts_escalate_overdue(
+    now: Annotated[
+        str | None, typer.Option(help="the time to check against, ISO 8601 (default: now)")
+    ] = None,
+    url: UrlOption = None,
+) -> None:
+    """Escalate every open alert not acknowledged within its severity's SLA by one level
+    (GIAMSAT_ALERT_SLA_*_HOURS); safe to run as often as wanted (e.g. hourly from cron)."""
+    from serving.alerts import LEVELS
+    from serving.sla import escalate_overdue, overdue_at_top, slas_of
+
+    at = _instant(now, "--now") or datetime.now(UTC)
+    slas = slas_of(get_settings())
+    with _session(url, write=True) as session:
+        done = escalate_overdue(session, now=at, slas=slas)
+        stuck = overdue_at_top(session, now=at, slas=slas)
+    for alert in done:
+        out.print(f"{alert.alert_id} ({alert.severity}) escalated to {alert.level}")
+    out.print(
+        f"{len(done)} alerts escalated; {stuck} overdue at the top level "
+        f"({LEVELS[-1]}) as of {at.isoformat()}"
+    )
+
+
+@labels_app.command("export")
+def labels_export(
+    out_path: Annotated[Path, typer.Option("--out", help="file to write (.csv or .parquet)")],
+    since: Annotated[
+        str | None, typer.Option(help="only verdicts given after this time, ISO 8601")
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv or parquet (default: from the name)")
+    ] = None,
+    per: Annotated[
+        str, typer.Option(help="alert: one row per verdict; dossier: per supporting dossier")
+    ] = "alert",
+    url: UrlOption = None,
+) -> None:
+    """Write the confirmed and dismissed alerts as training labels (label 1 = confirmed)."""
+    from serving.alerts import verdicts
+    from serving.labels import label_frame, write_labels
+
+    after = _instant(since, "--since")
+    with _session(url) as session:
+        found = verdicts(session, since=after)
+    try:
+        frame = label_frame(found, per=per)  # type: ignore[arg-type]
+        written = write_labels(frame, out_path, fmt)  # type: ignore[arg-type]
+    except GiamSatError as exc:
+        raise _fail(exc) from exc
+    out.print(
+        f"{len(frame):,} label rows ({len(found):,} verdicts) written to {out_path} ({written})"
     )
 
 

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from serving.db import create_engine
-from serving.migrations import current_revision, head_revision, upgrade
-from serving.tables import audit_head, metadata
+from serving.migrations import alembic_config, current_revision, head_revision, upgrade
+from serving.tables import api_keys, audit_head, metadata, users
+
+
+def _diff(url: str) -> list[object]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return list(compare_metadata(context, metadata))
+    finally:
+        engine.dispose()
 
 
 def test_upgrade_from_empty_matches_the_metadata(store_url: str) -> None:
@@ -37,5 +49,41 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0) >= 1000
+    finally:
+        engine.dispose()
+
+
+def test_0002_adds_the_users_agency_keeping_users_and_their_keys(store_url: str) -> None:
+    upgrade(store_url, "0001")
+    stamp = datetime(2025, 3, 3, tzinfo=UTC)
+    engine = create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO users (id, name, role, active, created_at) "
+                    "VALUES (1, 'lan', 'inspector', :yes, :at)"
+                ),
+                {"yes": True, "at": stamp.replace(tzinfo=None)},
+            )
+            conn.execute(
+                sa.insert(api_keys).values(
+                    key_id="k1", user_id=1, secret_hash="0" * 64, created_at=stamp
+                )
+            )
+        upgrade(store_url)
+        assert current_revision(store_url) == "0002"
+        assert _diff(store_url) == []
+        with engine.begin() as conn:
+            assert conn.execute(sa.select(users.c.name, users.c.agency_id)).all() == [("lan", None)]
+            conn.execute(sa.update(users).values(agency_id="A1"))
+            assert conn.execute(sa.select(api_keys.c.key_id)).scalars().all() == ["k1"]
+        command.downgrade(alembic_config(store_url), "0001")
+        assert current_revision(store_url) == "0001"
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(api_keys.c.key_id)).scalars().all() == ["k1"]
+            assert "agency_id" not in {c["name"] for c in sa.inspect(conn).get_columns("users")}
+        upgrade(store_url)
+        assert _diff(store_url) == []
     finally:
         engine.dispose()
