@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from giamsat.settings import Settings
 from serving.db import Store
 from serving.errors import InvalidKeyError, PermissionDeniedError
+from serving.handlers import ApiError
 from serving.users import Role as R
 from serving.users import User, verify_api_key
 
@@ -26,6 +27,7 @@ __all__ = [
     "CurrentUser",
     "DossierReader",
     "IngestUser",
+    "MAX_OFFSET",
     "Reader",
     "SessionDep",
     "SettingsDep",
@@ -60,6 +62,10 @@ def write_session(store: StoreDep) -> Iterator[Session]:
         yield session
 
 
+#: the largest ``offset`` a list accepts: past any real list, and inside the databases'
+#: 64-bit integers (a larger one would be a 500 from the driver, not an empty page).
+MAX_OFFSET = 1_000_000_000
+
 SessionDep = Annotated[Session, Depends(read_session, scope="function")]
 TransactionDep = Annotated[Session, Depends(write_session, scope="function")]
 
@@ -89,7 +95,20 @@ def current_user(
     with store.read() as session:
         user = verify_api_key(session, key, pepper)
     request.state.user = user.name  # for the request log
+    _refuse_nul(request)
     return user
+
+
+def _refuse_nul(request: Request) -> None:
+    """422 for a path or query parameter with a NUL character, which no PostgreSQL text
+    can hold (checked once for every ``/v1`` route, after the key)."""
+    params = [*request.path_params.items(), *request.query_params.multi_items()]
+    for name, value in params:
+        if "\x00" in name or "\x00" in str(value):
+            field = name if "\x00" not in name else None
+            raise ApiError(
+                422, f"{field or 'a parameter'}: NUL characters are not allowed", field=field
+            )
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -202,6 +202,8 @@ def _clean_event(index: int, record: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(seq, bool) or not isinstance(seq, int | float) or not float(seq).is_integer():
             raise _fail(index, s.SEQ, record, f"expected an integer, got {seq!r}")
         seq = int(seq)
+    if seq is not None and not -(2**63) <= seq < 2**63:
+        raise _fail(index, s.SEQ, record, f"{seq} is outside the 64-bit integer range")
     row[s.SEQ] = seq
     extra = record.keys() - _KNOWN
     row["attributes"] = _attributes(index, record, extra) if extra else None
@@ -233,7 +235,10 @@ def _time(index: int, field: str, record: Mapping[str, Any]) -> datetime | None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise _fail(index, field, record, f"{value.isoformat()} has no zone (UTC offset)")
     to_py = getattr(value, "to_pydatetime", None)  # pandas Timestamps
-    return (to_py() if to_py is not None else value).astimezone(UTC)
+    try:
+        return (to_py() if to_py is not None else value).astimezone(UTC)
+    except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it
+        raise _fail(index, field, record, f"{value.isoformat()} is out of range in UTC") from None
 
 
 def _rating(index: int, record: Mapping[str, Any]) -> float | None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 
 from serving.alerts import Status, alert_history_of, get_alert
-from serving.deps import AlertWorker, Reader, SessionDep, TransactionDep
+from serving.deps import MAX_OFFSET, AlertWorker, Reader, SessionDep, TransactionDep
 from serving.handlers import ApiError
 from serving.schemas import (
     AlertEvidence,
@@ -35,6 +35,14 @@ class HumanAction(StrEnum):
     REASSIGN = "reassign"
 
 
+def _in_utc_range(value: datetime) -> bool:
+    try:
+        value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it
+        return False
+    return True
+
+
 @router.get("", response_model=Page[AlertPublic], responses=error_responses(401, 403, 422))
 def list_alerts(
     user: Reader,
@@ -47,12 +55,14 @@ def list_alerts(
     since: Annotated[datetime | None, Query(description="opened at or after")] = None,
     until: Annotated[datetime | None, Query(description="opened before")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[AlertPublic]:
     """The caller's inbox: alerts they may see, highest score first, with the total."""
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise ApiError(422, f"{name}: give a UTC offset (e.g. +07:00 or Z)", field=name)
+        if value is not None and not _in_utc_range(value):
+            raise ApiError(422, f"{name}: {value.isoformat()} is out of range in UTC", field=name)
     filters = AlertFilters(
         kind=kind,
         severity=severity,
@@ -86,7 +96,7 @@ def read_alert(user: Reader, session: SessionDep, alert_id: str) -> AlertEvidenc
 @router.post(
     "/{alert_id}/{action}",
     response_model=AlertPublic,
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses=error_responses(400, 401, 403, 404, 409, 422),
 )
 def act_on_alert(
     user: AlertWorker,
@@ -100,6 +110,9 @@ def act_on_alert(
     ``current_version``) if someone acted first; 409 too for an action the alert's status
     does not allow."""
     body = update or AlertUpdate()
+    for name, text in (("reason", body.reason), ("assignee", body.assignee)):
+        if text is not None and "\x00" in text:  # PostgreSQL's text holds no NUL
+            raise ApiError(422, f"{name}: NUL characters are not allowed", field=name)
     if action is HumanAction.DISMISS and not (body.reason and body.reason.strip()):
         raise ApiError(422, "dismissing an alert needs a reason", field="reason")
     if action is HumanAction.REASSIGN and not body.assignee:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from serving.deps import DossierReader, Reader, SessionDep
+from serving.deps import MAX_OFFSET, DossierReader, Reader, SessionDep
 from serving.schemas import DossierPublic, DossierSummary, EventOut, Page, error_responses
 from serving.search import search_dossiers
 from serving.store import dossier_events, get_dossier
@@ -22,7 +22,7 @@ def list_dossiers(
     min_risk: Annotated[float | None, Query(ge=0, le=1)] = None,
     jurisdiction: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[DossierSummary]:
     """The dossiers the caller may see, riskiest first (unscored last)."""
     rows, total = search_dossiers(

@@ -12,6 +12,7 @@ from features.pseudonym import is_pseudonym, pseudonym
 from features.schema import APPLICANT_ID, SUBMITTER_ID
 from giamsat.settings import Settings
 from serving.deps import IngestUser, SettingsDep, TransactionDep
+from serving.errors import InvalidEventError
 from serving.handlers import ApiError
 from serving.schemas import EVENT_EXAMPLE, EventIn, IngestOut, error_responses
 from serving.store import add_events
@@ -74,11 +75,55 @@ async def read_batch(request: Request, settings: SettingsDep) -> list[Any]:
         batch = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"malformed JSON: {exc}", field="body") from None
+    except RecursionError:
+        raise ApiError(400, "malformed JSON: nested too deeply", field="body") from None
     if not isinstance(batch, list):
         raise ApiError(422, "expected a JSON array of events", field="body")
     if len(batch) > limit:
         raise ApiError(413, f"{len(batch)} events: send at most {limit} per request")
+    if b"\\u" in body:  # only escapes can carry a NUL or a lone surrogate into a string
+        _refuse_unstorable_text(batch)
     return _pseudonymised(batch, settings)
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why ``value`` (or a string within it) cannot be stored as text, if it cannot:
+    PostgreSQL's text holds no NUL, and no encoding holds a lone surrogate."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "contains a NUL character (\\u0000)"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains a lone surrogate (an unpaired \\ud800-\\udfff escape)"
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            problem = _unstorable(key) or _unstorable(item)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = _unstorable(item)
+            if problem:
+                return problem
+    return None
+
+
+def _refuse_unstorable_text(batch: list[Any]) -> None:
+    """422 naming the first event, and its field, with text that cannot be stored."""
+    for index, record in enumerate(batch):
+        if not isinstance(record, Mapping):
+            continue
+        for key, value in record.items():
+            problem = _unstorable(key) or _unstorable(value)
+            if problem:
+                # neither the key nor the id may go into the answer if it is the bad text
+                field = "*" if _unstorable(key) else key
+                event_id = record.get("event_id")
+                if not isinstance(event_id, str) or _unstorable(event_id):
+                    event_id = None
+                raise InvalidEventError(problem, index=index, field=field, event_id=event_id)
 
 
 EventBatch = Annotated[list[Any], Depends(read_batch)]
