@@ -137,7 +137,7 @@ def _snapshot(store: Store) -> dict[str, Any]:
     }
 
 
-@pytest.mark.slow  # about 50 s a backend: two server start-ups, 16,000 events over HTTP
+@pytest.mark.slow  # about 25 s a backend: two server start-ups, 16,000 events over HTTP
 def test_a_killed_server_loses_and_duplicates_nothing_when_batches_are_resent(
     store_url: str, tmp_path: Path
 ) -> None:
