@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
 from serving.audit import GENESIS
 from serving.db import Store, create_engine
@@ -36,6 +37,23 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     with fresh_database("giamsat_serving") as url:
         yield url
+
+
+@pytest.fixture
+def migrated_cli(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    """A CLI runner whose settings point at ``store_url``, migrated by ``giamsat db
+    upgrade`` (set further ``GIAMSAT_*`` variables, then ``get_settings.cache_clear()``)."""
+    from giamsat.cli import app
+    from giamsat.settings import get_settings
+
+    monkeypatch.setenv("GIAMSAT_DATABASE_URL", store_url)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+        yield runner
+    finally:
+        get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from giamsat.cli import app
-from giamsat.settings import get_settings
 from models.scoring import alert_id
 from serving.alerts import verdicts
 from serving.db import Store
@@ -86,33 +85,27 @@ def test_csv_and_parquet_read_back(store: Store, tmp_path: Path) -> None:
 
 
 def test_the_cli_exports_labels_since_a_time(
-    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_url: str, migrated_cli: CliRunner, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("GIAMSAT_DATABASE_URL", store_url)
-    get_settings.cache_clear()
-    runner = CliRunner()
-    try:
-        assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
-        store = Store.from_url(store_url)
-        with store.transaction() as session:
-            who = create_user(session, "lan", "inspector", ["J1"])
-        decide(store, who)
-        store.dispose()
-        out = tmp_path / "labels.csv"
-        done = runner.invoke(app, ["labels", "export", "--out", str(out)])
-        assert done.exit_code == 0, done.output
-        assert "2 label rows (2 verdicts)" in done.output
-        assert pd.read_csv(out)["alert_id"].tolist() == [D1, RING]
-        since = (T0 + timedelta(hours=1)).isoformat()
-        pq = tmp_path / "labels.pq"
-        later = runner.invoke(
-            app,
-            ["labels", "export", "--out", str(pq), "--since", since,
-             "--format", "parquet", "--per", "dossier"],
-        )  # fmt: skip
-        assert later.exit_code == 0, later.output
-        assert pd.read_parquet(pq)["dossier_id"].tolist() == ["D2", "D3"]
-        bad = runner.invoke(app, ["labels", "export", "--out", str(out), "--format", "xls"])
-        assert bad.exit_code == 2 and "csv or parquet" in bad.output
-    finally:
-        get_settings.cache_clear()
+    runner = migrated_cli
+    store = Store.from_url(store_url)
+    with store.transaction() as session:
+        who = create_user(session, "lan", "inspector", ["J1"])
+    decide(store, who)
+    store.dispose()
+    out = tmp_path / "labels.csv"
+    done = runner.invoke(app, ["labels", "export", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    assert "2 label rows (2 verdicts)" in done.output
+    assert pd.read_csv(out)["alert_id"].tolist() == [D1, RING]
+    since = (T0 + timedelta(hours=1)).isoformat()
+    pq = tmp_path / "labels.pq"
+    later = runner.invoke(
+        app,
+        ["labels", "export", "--out", str(pq), "--since", since,
+         "--format", "parquet", "--per", "dossier"],
+    )  # fmt: skip
+    assert later.exit_code == 0, later.output
+    assert pd.read_parquet(pq)["dossier_id"].tolist() == ["D2", "D3"]
+    bad = runner.invoke(app, ["labels", "export", "--out", str(out), "--format", "xls"])
+    assert bad.exit_code == 2 and "csv or parquet" in bad.output

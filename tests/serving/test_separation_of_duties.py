@@ -8,7 +8,6 @@ import pytest
 from typer.testing import CliRunner
 
 from giamsat.cli import app
-from giamsat.settings import get_settings
 from models.scoring import alert_id
 from serving.alerts import Status, get_alert
 from serving.db import Store
@@ -105,26 +104,18 @@ def test_the_refusal_is_a_403_with_the_reason(store: Store, people: dict[str, Us
         assert api.post("insp1", f"/v1/alerts/{A3}/acknowledge").status_code == 200
 
 
-def test_the_cli_creates_users_with_an_agency(
-    store_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("GIAMSAT_DATABASE_URL", store_url)
-    get_settings.cache_clear()
-    runner = CliRunner()
-    try:
-        assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
-        made = runner.invoke(
-            app,
-            ["users", "create", "--name", "lan", "--role", "inspector",
-             "--jurisdiction", "J1", "--agency", "HCM-Q1-BPMC"],
-        )  # fmt: skip
-        assert made.exit_code == 0, made.output
-        assert "agency: HCM-Q1-BPMC" in made.output
-        listed = runner.invoke(app, ["users", "list"])
-        assert "HCM-Q1-BPMC" in listed.output
-        store = Store.from_url(store_url)
-        with store.read() as session:
-            assert get_user(session, "lan").agency_id == "HCM-Q1-BPMC"
-        store.dispose()
-    finally:
-        get_settings.cache_clear()
+def test_the_cli_creates_users_with_an_agency(store_url: str, migrated_cli: CliRunner) -> None:
+    runner = migrated_cli
+    made = runner.invoke(
+        app,
+        ["users", "create", "--name", "lan", "--role", "inspector",
+         "--jurisdiction", "J1", "--agency", "HCM-Q1-BPMC"],
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert "agency: HCM-Q1-BPMC" in made.output
+    listed = runner.invoke(app, ["users", "list"])
+    assert "HCM-Q1-BPMC" in listed.output
+    store = Store.from_url(store_url)
+    with store.read() as session:
+        assert get_user(session, "lan").agency_id == "HCM-Q1-BPMC"
+    store.dispose()

@@ -136,29 +136,24 @@ def test_the_slas_come_from_the_settings() -> None:
 
 
 def test_the_cli_escalates_at_the_time_given(
-    store_url: str, monkeypatch: pytest.MonkeyPatch
+    store_url: str, migrated_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("GIAMSAT_DATABASE_URL", store_url)
     monkeypatch.setenv("GIAMSAT_ALERT_SLA_HIGH_HOURS", "10")
-    get_settings.cache_clear()
-    runner = CliRunner()
-    try:
-        assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
-        store = Store.from_url(store_url)
-        with store.transaction() as session:
-            upsert_alerts(session, [alert_row("D1")], now=T0)
-        store.dispose()
-        at = (T0 + timedelta(hours=10)).isoformat()
-        first = runner.invoke(app, ["alerts", "escalate-overdue", "--now", at])
-        assert first.exit_code == 0, first.output
-        assert f"{HIGH} (high) escalated to province" in first.output
-        assert "1 alerts escalated; 0 overdue at the top level" in first.output
-        again = runner.invoke(app, ["alerts", "escalate-overdue", "--now", at])
-        assert "0 alerts escalated" in again.output
-        naive = runner.invoke(app, ["alerts", "escalate-overdue", "--now", "2025-03-04T00:00"])
-        assert naive.exit_code == 2 and "UTC offset" in naive.output
-    finally:
-        get_settings.cache_clear()
+    get_settings.cache_clear()  # the fixture's upgrade read the settings before
+    runner = migrated_cli
+    store = Store.from_url(store_url)
+    with store.transaction() as session:
+        upsert_alerts(session, [alert_row("D1")], now=T0)
+    store.dispose()
+    at = (T0 + timedelta(hours=10)).isoformat()
+    first = runner.invoke(app, ["alerts", "escalate-overdue", "--now", at])
+    assert first.exit_code == 0, first.output
+    assert f"{HIGH} (high) escalated to province" in first.output
+    assert "1 alerts escalated; 0 overdue at the top level" in first.output
+    again = runner.invoke(app, ["alerts", "escalate-overdue", "--now", at])
+    assert "0 alerts escalated" in again.output
+    naive = runner.invoke(app, ["alerts", "escalate-overdue", "--now", "2025-03-04T00:00"])
+    assert naive.exit_code == 2 and "UTC offset" in naive.output
 
 
 def test_admins_escalate_overdue_alerts_through_http(store: Store, people: dict[str, User]) -> None:
