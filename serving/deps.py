@@ -8,7 +8,7 @@ commit answers an error, never a success.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -36,12 +36,14 @@ __all__ = [
 ]
 
 
-def get_store(request: Request) -> Store:
+# Trivial dependencies are ``async``: FastAPI runs a plain ``def`` dependency in a worker
+# thread, and each hand-off costs more than these functions do.
+async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def get_settings_of_app(request: Request) -> Settings:
+async def get_settings_of_app(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -114,11 +116,11 @@ def _refuse_nul(request: Request) -> None:
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def require(*roles: R) -> Callable[[User], User]:
+def require(*roles: R) -> Callable[[User], Coroutine[None, None, User]]:
     """A dependency: the current user, if their role is one of ``roles`` (else 403)."""
     allowed = frozenset(roles)
 
-    def check(user: CurrentUser) -> User:
+    async def check(user: CurrentUser) -> User:
         if user.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
             raise PermissionDeniedError(f"role {user.role.value} may not do this (needs {names})")
