@@ -189,17 +189,28 @@ def close_passed(
     still_raised: Iterable[str],
     *,
     kinds: Iterable[str] | None = None,
+    subjects: Sequence[str] | None = None,
+    subject_type: str | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Close the open and acknowledged alerts (of ``kinds``) that a complete scoring run
-    no longer raises; returns how many were closed."""
+    """Close the open and acknowledged alerts (of ``kinds``; about ``subjects`` of
+    ``subject_type``, for a run that scored only those) that a scoring run no longer
+    raises; returns how many were closed."""
     keep = set(still_raised)
     stmt = sa.select(alerts.c.alert_id).where(alerts.c.status.in_([s.value for s in ACTIVE]))
     if kinds is not None:
         stmt = stmt.where(alerts.c.kind.in_(sorted(set(kinds))))
-    passed = [
-        i for i in session.execute(stmt.order_by(alerts.c.alert_id)).scalars() if i not in keep
-    ]
+    if subject_type is not None:
+        stmt = stmt.where(alerts.c.subject_type == subject_type)
+    if subjects is None:
+        found = list(session.execute(stmt.order_by(alerts.c.alert_id)).scalars())
+    else:
+        found = []
+        for start in range(0, len(subjects), 1000):
+            chunk = list(subjects[start : start + 1000])
+            found += session.execute(stmt.where(alerts.c.subject_id.in_(chunk))).scalars()
+        found.sort()
+    passed = [i for i in found if i not in keep]
     for alert_id in passed:
         transition(session, alert_id, Action.CLOSE, SYSTEM, reason="risk passed", now=now)
     return len(passed)

@@ -142,3 +142,6 @@ def people(store: Store) -> dict[str, User]:
             "admin": create_user(session, "admin", "admin"),
             "ingest": create_user(session, "ingest", "ingest"),
         }
+
+
+from tests.serving.scoring import scoring_case  # noqa: E402, F401 - a fixture for the scoring tests
