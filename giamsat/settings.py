@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     model_name: str = "giamsat"
     #: downloaded bundles are cached here, one folder per registered version.
     model_cache: Path = Path("var/models")
+    #: the alias of the registered model whose bundle the service scores with.
+    model_alias: str = Field(default="champion", min_length=1)
+    #: seconds between the service's checks of where that alias points (a moved alias is
+    #: loaded and swapped in without a restart); 0: only at start-up and on
+    #: ``POST /v1/admin/models/reload``.
+    model_reload_seconds: float = Field(default=30, ge=0)
     #: share of training dossiers whose waste score would raise an alert (the alert budget).
     waste_alert_share: float = Field(default=0.01, gt=0, lt=1)
     #: share of training dossiers whose integrity score would raise an alert (at least a

@@ -3,15 +3,21 @@
 Nothing happens at import. ``create_app`` takes the settings (default
 :func:`giamsat.settings.get_settings`) and a store (default: one over
 ``settings.database_url``); at start-up the app refuses to serve a database that is not
-at the latest schema revision (run ``giamsat db upgrade``). Run it with ``giamsat serve``.
+at the latest schema revision (run ``giamsat db upgrade``), then loads the model bundle
+the alias ``GIAMSAT_MODEL_ALIAS`` points at and checks the alias every
+``GIAMSAT_MODEL_RELOAD_SECONDS`` (:mod:`serving.models`); it starts without a model, and
+says so in ``/readyz``. Run it with ``giamsat serve``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from giamsat import __version__
 from giamsat.settings import Settings, get_settings
@@ -19,8 +25,9 @@ from serving import handlers
 from serving.db import Store
 from serving.metrics import Metrics
 from serving.middleware import RequestContext
+from serving.models import ModelHolder, ModelUnavailableError
 from serving.readiness import check_schema
-from serving.routes import alerts, audit, dossiers, events, health, sla
+from serving.routes import admin, alerts, audit, dossiers, events, health, sla
 
 DESCRIPTION = """\
 GiamSat's service: event ingestion, dossiers and their risk scores, the alert inbox and
@@ -33,7 +40,8 @@ jurisdictions: anything outside them answers 404, as if it did not exist.
 **Errors** are JSON `{"detail": "...", "field": "..."}` (`field` null when the error is
 not about one field): 400 malformed JSON, 401 no or bad key, 403 role not allowed,
 404 not found (or not yours), 409 stale version or action not allowed in the alert's
-status, 413 batch too large, 415 not JSON, 422 invalid field.
+status, 413 batch too large, 415 not JSON, 422 invalid field; 503 no model is loaded
+(the detail says why, e.g. none registered with the alias yet).
 """
 
 
@@ -46,9 +54,18 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         check_schema(the_store)  # refuse to start on an un-migrated database
-        yield
-        if owned:
-            the_store.dispose()
+        models: ModelHolder = app.state.models
+        await models.reload_async()  # no model is not fatal: readiness says why
+        timer = asyncio.create_task(models.run()) if models.interval > 0 else None
+        try:
+            yield
+        finally:
+            if timer is not None:
+                timer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await timer
+            if owned:
+                the_store.dispose()
 
     app = FastAPI(
         title="GiamSat",
@@ -59,8 +76,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.settings = settings
     app.state.store = the_store
     app.state.metrics = Metrics()
+    app.state.models = ModelHolder(settings, app.state.metrics)
     handlers.install(app)
+    app.add_exception_handler(ModelUnavailableError, _model_unavailable)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
-    for module in (events, dossiers, alerts, sla, audit, health):
+    for module in (events, dossiers, alerts, sla, audit, admin, health):
         app.include_router(module.router)
     return app
+
+
+async def _model_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    models: ModelHolder = request.app.state.models
+    headers = {"Retry-After": str(max(1, round(models.interval)))} if models.interval else None
+    return handlers.error(503, str(exc), headers=headers)

@@ -1,5 +1,5 @@
 """The API's dependencies, as ``Annotated`` aliases: the store, sessions, the settings,
-the current user (from the API key) and the role each route needs.
+the models served, the current user (from the API key) and the role each route needs.
 
 Tests override them with ``app.dependency_overrides``. Sessions end with the route
 function (``scope="function"``), before the response is sent: a write that fails to
@@ -18,6 +18,7 @@ from giamsat.settings import Settings
 from serving.db import Store
 from serving.errors import InvalidKeyError, PermissionDeniedError
 from serving.handlers import ApiError
+from serving.models import LoadedModel, ModelHolder
 from serving.users import Role as R
 from serving.users import User, verify_api_key
 
@@ -28,6 +29,8 @@ __all__ = [
     "DossierReader",
     "IngestUser",
     "MAX_OFFSET",
+    "ModelDep",
+    "ModelsDep",
     "Reader",
     "SessionDep",
     "SettingsDep",
@@ -48,8 +51,23 @@ async def get_settings_of_app(request: Request) -> Settings:
     return settings
 
 
+async def get_models(request: Request) -> ModelHolder:
+    models: ModelHolder = request.app.state.models
+    return models
+
+
+async def current_model(models: Annotated[ModelHolder, Depends(get_models)]) -> LoadedModel:
+    """The model served when the request started (503 with the reason when none is);
+    the request keeps it even if a reload swaps another in meanwhile."""
+    return models.require()
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings_of_app)]
+#: the holder of the models (its status, reloads, swap callbacks).
+ModelsDep = Annotated[ModelHolder, Depends(get_models)]
+#: the model to score with.
+ModelDep = Annotated[LoadedModel, Depends(current_model)]
 
 
 def read_session(store: StoreDep) -> Iterator[Session]:

@@ -1,4 +1,5 @@
-"""Whether the store can serve: reachable, and at the schema revision this code expects."""
+"""Whether the service can serve: the store reachable and at the schema revision this
+code expects, and a model loaded for the configured alias."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from serving.db import Store
 from serving.errors import StoreError
 from serving.migrations import head_revision
+from serving.models import ModelHolder
+from serving.schemas import ModelOut, Readiness
 
 
 class SchemaNotReadyError(StoreError):
@@ -38,3 +41,19 @@ def check_schema(store: Store) -> str:
         raise SchemaNotReadyError(problem)
     assert revision is not None
     return revision
+
+
+def readiness(store: Store, models: ModelHolder) -> Readiness:
+    """Ready when the store can serve and a model is loaded; otherwise ``detail`` gives
+    every reason (the store's first)."""
+    revision, problem = schema_problem(store)
+    status = models.status()
+    problems = [p for p in (problem, None if status.version else status.problem) if p]
+    if status.version is None and not problems:
+        problems.append(f"no model with alias {status.alias} is loaded")
+    return Readiness(
+        status="not ready" if problems else "ready",
+        detail="; ".join(problems) or None,
+        schema_revision=revision,
+        model=ModelOut.from_status(status),
+    )

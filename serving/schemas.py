@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.alerts import Alert
 from serving.audit import ChainReport
+
+if TYPE_CHECKING:
+    from serving.models import ModelStatus
 
 EVENT_EXAMPLE: dict[str, Any] = {
     "event_id": "HCM-2025-000123-0001",
@@ -297,6 +300,63 @@ class Health(BaseModel):
     status: Literal["ok", "ready", "not ready"]
     detail: str | None = None
     schema_revision: str | None = None
+
+
+class ModelOut(BaseModel):
+    """The model the service scores with: the registered model, its alias and the version
+    loaded (null while none is), and ``problem``: why none is loaded, or why the last
+    reload failed while this version is still served."""
+
+    name: str
+    alias: str
+    version: str | None = None
+    run_id: str | None = None
+    loaded_at: datetime | None = None
+    problem: str | None = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "giamsat",
+                    "alias": "champion",
+                    "version": "3",
+                    "run_id": "ead85d067a904993a85297b89b071b91",
+                    "loaded_at": "2025-03-03T08:15:00+07:00",
+                    "problem": None,
+                }
+            ]
+        }
+    )
+
+    @classmethod
+    def from_status(cls, status: ModelStatus) -> ModelOut:
+        return cls(
+            name=status.name,
+            alias=status.alias,
+            version=status.version,
+            run_id=status.run_id,
+            loaded_at=status.loaded_at,
+            problem=status.problem,
+        )
+
+
+class Readiness(BaseModel):
+    """``ready`` when the store is at the latest schema revision and a model is loaded;
+    ``detail`` says what is missing otherwise."""
+
+    status: Literal["ready", "not ready"]
+    detail: str | None = None
+    schema_revision: str | None = None
+    model: ModelOut
+
+
+class ModelReloadOut(BaseModel):
+    """``loaded``: a new version is served now; ``unchanged``: the alias still points at
+    the version served."""
+
+    outcome: Literal["loaded", "unchanged"]
+    previous_version: str | None = None
+    model: ModelOut
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -87,8 +87,8 @@ def _server(url: str, workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], 
         while True:
             if proc.poll() is not None:
                 raise AssertionError(f"giamsat serve exited {proc.returncode}: {_tail(log)}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+            try:  # the store is ready (no model is registered here, so /readyz stays 503)
+                if httpx.get(f"{base}/readyz", timeout=1).json().get("schema_revision"):
                     break
             except httpx.TransportError:
                 pass

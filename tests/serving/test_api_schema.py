@@ -90,9 +90,16 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     store.dispose()
 
 
+#: operations whose documented 503 is this app's right answer: it has no model loaded.
+WITHOUT_A_MODEL = {"/readyz", "/v1/admin/models/reload"}
+
+
 def _call(case: Any, target: Target, who: str) -> None:
     headers = {"X-API-Key": target.keys[who]}
-    case.call_and_validate(app=target.app, headers=headers, checks=CHECKS)
+    checks = CHECKS
+    if case.operation.path in WITHOUT_A_MODEL:
+        checks = [c for c in CHECKS if c is not not_a_server_error]
+    case.call_and_validate(app=target.app, headers=headers, checks=checks)
 
 
 @schema.parametrize()
