@@ -219,6 +219,22 @@ class AlertPublic(BaseModel):
         return cls.model_validate(fields)
 
 
+class AlertPageOut(BaseModel):
+    """One inbox page: ``items`` after ``cursor`` and ``offset``, highest score first."""
+
+    items: list[AlertPublic]
+    total: int = Field(
+        description="alerts matching, counted up to 10,000: exact when total_exact, "
+        "otherwise at least this many"
+    )
+    total_exact: bool = Field(description="false when the count stopped at its cap")
+    limit: int
+    offset: int
+    next_cursor: str | None = Field(
+        description="send it as cursor for the next page (null on the last page)"
+    )
+
+
 class HistoryOut(BaseModel):
     at: datetime
     actor: str

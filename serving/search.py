@@ -1,14 +1,30 @@
-"""The API's list queries: the alert inbox with every filter and a total, dossier pages
-with a total, and the alert counts the metrics report.
+"""The API's list queries: the alert inbox with every filter, keyset pages and a bounded
+total, dossier pages with a total, and the alert counts the metrics report.
 
 :func:`serving.alerts.list_alerts` and :func:`serving.store.list_dossiers` serve the
 CLI and the scorer; these add what a paginated HTTP list needs (a ``total`` and the
 inbox's filters) without changing them. Both restrict every query to what the user may
 see (:func:`serving.users.restrict`).
+
+The inbox must answer in milliseconds over a million alerts, so no query sorts or counts
+every match:
+
+- A page is one short index range scan per value of the equality filters (each status;
+  with a jurisdiction or agency, each (code, status); for an inspector, each of their
+  codes and statuses), each in the inbox's order (score DESC, alert_id) and cut at
+  ``offset + limit + 1`` rows, then merged (revision 0003's indexes). The union of each
+  scan's first rows holds the first rows of the whole list, so the page is exact.
+- The next page can start where this one ended (``cursor``: the last row's score and
+  id), which costs the same at page 1,000 as at page 1; ``offset`` costs its rows.
+- ``total`` counts at most :data:`COUNT_CAP` matches and says whether it stopped there.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,12 +33,34 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from serving.alerts import Alert, Status, alert_of_row, select_alerts
+from serving.alerts import Alert, Status, alert_of_row
+from serving.errors import StoreError
 from serving.store import dossier_query
-from serving.tables import alerts
-from serving.users import User, restrict
+from serving.tables import alerts, users
+from serving.users import Role, User, restrict
 
-__all__ = ["AlertFilters", "alert_counts", "search_alerts", "search_dossiers"]
+__all__ = [
+    "COUNT_CAP",
+    "AlertCursor",
+    "AlertFilters",
+    "AlertPage",
+    "InvalidCursorError",
+    "alert_counts",
+    "search_alerts",
+    "search_dossiers",
+]
+
+#: the inbox's ``total`` counts at most this many matches (an exact count of a million
+#: rows takes longer than the whole page may); above it, ``total_exact`` is false.
+COUNT_CAP = 10_000
+#: most index scans one inbox query is split into (an inspector's codes x statuses);
+#: past it the query runs whole and the database sorts its matches.
+MAX_SCANS = 100
+_ALERT_ID_LENGTH: int = getattr(alerts.c.alert_id.type, "length", None) or 32
+
+
+class InvalidCursorError(StoreError, ValueError):
+    """A ``cursor`` that is not one this service gave out."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +74,48 @@ class AlertFilters:
     jurisdiction: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AlertCursor:
+    """Where an inbox page ended: the next page starts after this (score, alert_id)."""
+
+    score: float
+    alert_id: str
+
+    def encode(self) -> str:
+        text = json.dumps([self.score, self.alert_id], separators=(",", ":"))
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> AlertCursor:
+        """The cursor ``encode`` gave; :class:`InvalidCursorError` for anything else."""
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            score, alert_id = json.loads(raw)
+        except (binascii.Error, ValueError, TypeError, RecursionError):
+            raise InvalidCursorError("not a cursor this service gave out") from None
+        if (
+            isinstance(score, bool)
+            or not isinstance(score, int | float)
+            or not math.isfinite(score)
+            or not isinstance(alert_id, str)
+            or not 0 < len(alert_id) <= _ALERT_ID_LENGTH
+            or "\x00" in alert_id
+        ):
+            raise InvalidCursorError("not a cursor this service gave out")
+        return cls(float(score), alert_id)
+
+
+@dataclass(frozen=True)
+class AlertPage:
+    """One inbox page: the alerts, how many match (at most :data:`COUNT_CAP`, exactly
+    when ``total_exact``), and the cursor of the next page (None on the last one)."""
+
+    alerts: list[Alert]
+    total: int
+    total_exact: bool
+    next_cursor: str | None
 
 
 def _count(session: Session, stmt: sa.Select[Any]) -> int:
@@ -62,18 +142,101 @@ def _alert_conditions(filters: AlertFilters) -> list[sa.ColumnElement[bool]]:
     return conditions
 
 
+def _scans(user: User, filters: AlertFilters) -> list[list[sa.ColumnElement[bool]]] | None:
+    """The equality conditions of each index range scan the inbox query splits into
+    (disjoint, together exactly the statuses and codes asked for), or None: one query."""
+    statuses = sorted(s.value for s in (filters.status or tuple(Status)))
+    lead: sa.Column[Any] | None = None
+    values: list[str] = []
+    if filters.jurisdiction is not None:
+        lead, values = alerts.c.jurisdiction, [filters.jurisdiction]
+    elif filters.agency_id is not None:
+        lead, values = alerts.c.agency_id, [filters.agency_id]
+    elif not user.sees_all and user.role != Role.INGEST:
+        lead, values = alerts.c.jurisdiction, sorted(user.jurisdictions)
+    if lead is None:  # ix_alerts_inbox, or ix_alerts_inbox_severity with a severity
+        return [[alerts.c.status == s] for s in statuses]
+    if len(values) * len(statuses) > MAX_SCANS:
+        return None
+    return [[lead == v, alerts.c.status == s] for v in values for s in statuses]
+
+
+def _after(cursor: AlertCursor) -> sa.ColumnElement[bool]:
+    """Rows after ``cursor`` in the inbox's order (score DESC, alert_id); the ``<=``
+    bound lets the index scan start there instead of filtering up to it."""
+    score, alert_id = alerts.c.score, alerts.c.alert_id
+    return sa.and_(
+        score <= cursor.score,
+        sa.or_(score < cursor.score, alert_id > cursor.alert_id),
+    )
+
+
 def search_alerts(
-    session: Session, user: User, filters: AlertFilters, *, limit: int, offset: int
-) -> tuple[list[Alert], int]:
-    """The alerts the user may see that match ``filters``, highest score first, and how
-    many match in all. The total counts the alerts table alone: the assignee's name the
-    page joins in changes no count, and the join made every count visit every row."""
+    session: Session,
+    user: User,
+    filters: AlertFilters,
+    *,
+    limit: int,
+    offset: int = 0,
+    cursor: AlertCursor | None = None,
+) -> AlertPage:
+    """The alerts the user may see that match ``filters``, highest score first: ``limit``
+    of them after ``cursor`` (if given) and ``offset`` more, with a bounded total."""
     conditions = _alert_conditions(filters)
-    counted = restrict(sa.select(alerts.c.alert_id).where(*conditions), user, alerts.c.jurisdiction)
-    total = _count(session, counted)
-    stmt = restrict(select_alerts().where(*conditions), user, alerts.c.jurisdiction)
-    page = stmt.order_by(alerts.c.score.desc(), alerts.c.alert_id).limit(limit).offset(offset)
-    return [alert_of_row(r) for r in session.execute(page)], total
+    visible = restrict(sa.select(alerts.c.alert_id).where(*conditions), user, alerts.c.jurisdiction)
+    order = (alerts.c.score.desc(), alerts.c.alert_id)
+    wanted = offset + limit + 1  # one more than the page: is there a next one?
+    after = [_after(cursor)] if cursor is not None else []
+    scans = _scans(user, filters)
+    keys: sa.Subquery
+    if scans is None:
+        keys = visible.add_columns(alerts.c.score).where(*after).subquery()
+    else:
+        # the equality filters the scans take over are left out of their conditions
+        rest = _alert_conditions(
+            AlertFilters(
+                kind=filters.kind,
+                severity=filters.severity,
+                agency_id=None if filters.jurisdiction is None else filters.agency_id,
+                since=filters.since,
+                until=filters.until,
+            )
+        )
+        parts = []
+        for equal in scans:
+            scan = sa.select(alerts.c.alert_id, alerts.c.score).where(*equal, *rest, *after)
+            scan = restrict(scan, user, alerts.c.jurisdiction)
+            # each scan in a subquery of its own: SQLite takes no LIMIT in a UNION's arms
+            parts.append(sa.select(scan.order_by(*order).limit(wanted).subquery()))
+        keys = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery()
+    top = (
+        sa.select(keys.c.alert_id)
+        .order_by(keys.c.score.desc(), keys.c.alert_id)
+        .limit(limit + 1)
+        .offset(offset)
+        .subquery()
+    )
+    page = (
+        sa.select(alerts, users.c.name.label("assignee"))
+        .join(top, top.c.alert_id == alerts.c.alert_id)
+        .outerjoin(users, users.c.id == alerts.c.assignee_id)
+        .order_by(*order)
+    )
+    found = [alert_of_row(r) for r in session.execute(page)]
+    more = len(found) > limit
+    found = found[:limit]
+    if cursor is None and offset == 0 and not more:
+        total = len(found)  # the whole list is on this page
+    else:
+        capped = visible.limit(COUNT_CAP + 1).subquery()
+        total = int(session.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one())
+    last = found[-1] if more else None
+    return AlertPage(
+        alerts=found,
+        total=min(total, COUNT_CAP),
+        total_exact=total <= COUNT_CAP,
+        next_cursor=AlertCursor(last.score, last.alert_id).encode() if last else None,
+    )
 
 
 def search_dossiers(

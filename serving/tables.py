@@ -170,14 +170,14 @@ alerts = sa.Table(
     _id("subject_id", nullable=False),
     sa.Column("score", sa.Float(), nullable=False),
     sa.Column("severity", sa.String(10), nullable=False),
-    _id("jurisdiction", index=True),
+    _id("jurisdiction"),
     _id("agency_id"),
     sa.Column("reasons", sa.Text(), nullable=False, server_default=""),
     #: the pattern found (an integrity rule, or the kind itself), and the dossiers that
     #: support the alert (JSON list; the subject itself for a dossier alert).
     sa.Column("pattern", sa.String(100)),
     sa.Column("dossiers", sa.JSON(none_as_null=True)),
-    sa.Column("status", sa.String(20), nullable=False, index=True),
+    sa.Column("status", sa.String(20), nullable=False),
     sa.Column("level", sa.String(20), nullable=False),
     sa.Column("assignee_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="SET NULL")),
     #: who confirmed or dismissed it, when, and why (the labels ``giamsat labels export`` reads).
@@ -191,6 +191,18 @@ alerts = sa.Table(
     sa.Column("closed_at", UTCDateTime()),
     sa.Index("ix_alerts_subject", "subject_type", "subject_id"),
 )
+
+#: the inbox's orders (revision 0003): each index is a set of equality columns followed by
+#: the inbox's order (score DESC, alert_id), so a page is a short range scan, never a sort
+#: of every match. serving.search splits a query into one scan per (status, ...) value.
+ALERT_INBOX_INDEXES = {
+    "ix_alerts_inbox": ("status",),
+    "ix_alerts_inbox_severity": ("status", "severity"),
+    "ix_alerts_inbox_jurisdiction": ("jurisdiction", "status"),
+    "ix_alerts_inbox_agency": ("agency_id", "status"),
+}
+for _name, _prefix in ALERT_INBOX_INDEXES.items():
+    sa.Index(_name, *(alerts.c[c] for c in _prefix), alerts.c.score.desc(), alerts.c.alert_id)
 
 alert_history = sa.Table(
     "alert_history",

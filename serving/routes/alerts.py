@@ -13,13 +13,13 @@ from serving.deps import MAX_OFFSET, AlertWorker, Reader, SessionDep, Transactio
 from serving.handlers import ApiError
 from serving.schemas import (
     AlertEvidence,
+    AlertPageOut,
     AlertPublic,
     AlertUpdate,
     HistoryOut,
-    Page,
     error_responses,
 )
-from serving.search import AlertFilters, search_alerts
+from serving.search import AlertCursor, AlertFilters, InvalidCursorError, search_alerts
 from serving.workflow import transition
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
@@ -43,7 +43,7 @@ def _in_utc_range(value: datetime) -> bool:
     return True
 
 
-@router.get("", response_model=Page[AlertPublic], responses=error_responses(401, 403, 422))
+@router.get("", response_model=AlertPageOut, responses=error_responses(401, 403, 422))
 def list_alerts(
     user: Reader,
     session: SessionDep,
@@ -56,8 +56,13 @@ def list_alerts(
     until: Annotated[datetime | None, Query(description="opened before")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-) -> Page[AlertPublic]:
-    """The caller's inbox: alerts they may see, highest score first, with the total."""
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the previous page")
+    ] = None,
+) -> AlertPageOut:
+    """The caller's inbox: alerts they may see, highest score first, with the total
+    (counted up to 10,000). Page with ``cursor`` (the previous page's ``next_cursor``):
+    it costs the same at any depth, where ``offset`` costs the rows it skips."""
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise ApiError(422, f"{name}: give a UTC offset (e.g. +07:00 or Z)", field=name)
@@ -72,9 +77,19 @@ def list_alerts(
         since=since,
         until=until,
     )
-    found, total = search_alerts(session, user, filters, limit=limit, offset=offset)
-    items = [AlertPublic.from_alert(a) for a in found]
-    return Page[AlertPublic](items=items, total=total, limit=limit, offset=offset)
+    try:
+        after = AlertCursor.decode(cursor) if cursor is not None else None
+    except InvalidCursorError as exc:
+        raise ApiError(422, f"cursor: {exc}", field="cursor") from None
+    page = search_alerts(session, user, filters, limit=limit, offset=offset, cursor=after)
+    return AlertPageOut(
+        items=[AlertPublic.from_alert(a) for a in page.alerts],
+        total=page.total,
+        total_exact=page.total_exact,
+        limit=limit,
+        offset=offset,
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.get(

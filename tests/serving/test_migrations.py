@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 
 from serving.db import create_engine
 from serving.migrations import alembic_config, current_revision, head_revision, upgrade
-from serving.tables import api_keys, audit_head, metadata, users
+from serving.tables import ALERT_INBOX_INDEXES, api_keys, audit_head, metadata, users
 
 
 def _diff(url: str) -> list[object]:
@@ -72,7 +72,7 @@ def test_0002_adds_the_users_agency_keeping_users_and_their_keys(store_url: str)
                 )
             )
         upgrade(store_url)
-        assert current_revision(store_url) == "0002"
+        assert current_revision(store_url) == head_revision()
         assert _diff(store_url) == []
         with engine.begin() as conn:
             assert conn.execute(sa.select(users.c.name, users.c.agency_id)).all() == [("lan", None)]
@@ -87,3 +87,42 @@ def test_0002_adds_the_users_agency_keeping_users_and_their_keys(store_url: str)
         assert _diff(store_url) == []
     finally:
         engine.dispose()
+
+
+def _alert_indexes(url: str) -> dict[str, str]:
+    """The alerts table's indexes as the database itself defines them (SQLAlchemy's
+    reflection drops DESC on SQLite, so the catalogue is read directly)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                rows = conn.exec_driver_sql(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                    "AND tbl_name = 'alerts' AND sql IS NOT NULL"
+                )
+            else:
+                rows = conn.exec_driver_sql(
+                    "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'alerts' "
+                    "AND indexname <> 'pk_alerts'"
+                )
+            return {name: " ".join(sql.replace('"', "").split()) for name, sql in rows}
+    finally:
+        engine.dispose()
+
+
+def test_0003_indexes_the_inbox_orders_and_downgrades_to_the_single_columns(
+    store_url: str,
+) -> None:
+    upgrade(store_url, "0002")
+    before = _alert_indexes(store_url)
+    assert {"ix_alerts_status", "ix_alerts_jurisdiction"} <= before.keys()
+    upgrade(store_url)
+    after = _alert_indexes(store_url)
+    assert after.keys() == {*ALERT_INBOX_INDEXES, "ix_alerts_subject"}
+    for name, prefix in ALERT_INBOX_INDEXES.items():
+        assert f"({', '.join(prefix)}, score DESC, alert_id)" in after[name], after[name]
+    assert _diff(store_url) == []
+    command.downgrade(alembic_config(store_url), "0002")
+    assert _alert_indexes(store_url) == before
+    upgrade(store_url)
+    assert _alert_indexes(store_url) == after
