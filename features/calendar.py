@@ -37,7 +37,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from functools import cached_property
 from typing import Any, NamedTuple, overload
+from zoneinfo import ZoneInfo
 
 import holidays
 import numpy as np
@@ -274,6 +276,37 @@ class WorkingCalendar:
         out = pd.DatetimeIndex(np.where(missing, 0, utc).astype("datetime64[ns]"))
         return pd.DatetimeIndex(out.tz_localize("UTC").tz_convert(self.tz).where(~missing))
 
+    # --- one instant at a time, without pandas (online scoring) ----------------------------
+
+    @cached_property
+    def _scalar(self) -> _ScalarTables:
+        return _ScalarTables.of(self)
+
+    def locate_ns(self, utc_ns: int) -> tuple[int, bool, bool]:
+        """W (office ns since the epoch), the office-hours flag and the holiday flag of one
+        instant given in UTC nanoseconds: what the batch features compute for arrays
+        (``features.dossier_events.calendar_arrays``), in plain Python for one dossier's
+        few events (a few microseconds, no pandas object built)."""
+        tables = self._scalar
+        wall = utc_ns + tables.offset_ns(utc_ns) - self._epoch
+        day = wall // DAY_NS
+        if not 0 <= day < tables.days:
+            raise OutOfCalendarRangeError(
+                f"{pd.Timestamp(utc_ns, tz='UTC').tz_convert(self.tz)} is outside the working "
+                f"calendar's years {self.first_year}-{self.last_year}; build it with a wider "
+                "first_year/last_year"
+            )
+        clock = wall - day * DAY_NS
+        today = 0
+        inside = False
+        for open_, length in tables.hours:
+            since = clock - open_
+            today += min(max(since, 0), length)
+            inside = inside or 0 <= since < length
+        working = tables.working[day]
+        w = tables.cum[day] * tables.day_ns + (today if working else 0)
+        return w, working and inside, tables.holiday[day]
+
     # --- day and time predicates ---------------------------------------------------------
 
     def is_working_day(self, ts: TimeLike) -> NDArray[np.bool_]:
@@ -393,3 +426,50 @@ def _like(
     if isinstance(ts, pd.Series) and len(ts) == len(out):
         return pd.Series(out, index=ts.index, name=ts.name)
     return out
+
+
+@dataclass(frozen=True)
+class _ScalarTables:
+    """The per-day arrays of a calendar as Python lists, and its zone's UTC offset, for
+    :meth:`WorkingCalendar.locate_ns` (list indexing is far cheaper than numpy's for one
+    value)."""
+
+    working: list[bool]
+    holiday: list[bool]
+    cum: list[int]
+    hours: tuple[tuple[int, int], ...]
+    day_ns: int
+    days: int
+    zone: ZoneInfo
+    #: the zone's offset when it is the same over the calendar's whole range (no daylight
+    #: saving time, no change of zone), else None (looked up per instant).
+    fixed_offset_ns: int | None
+
+    @classmethod
+    def of(cls, calendar: WorkingCalendar) -> _ScalarTables:
+        first = pd.Timestamp(calendar.first_year, 1, 1, tz="UTC") - pd.Timedelta(days=1)
+        last = pd.Timestamp(calendar.last_year + 1, 1, 1, tz="UTC") + pd.Timedelta(days=1)
+        # hourly samples: a zone's offset changes at most a few times a year, on the hour
+        utc = pd.date_range(first, last, freq="h").as_unit("ns")
+        local = utc.tz_convert(calendar.tz).tz_localize(None)
+        offsets = np.unique(local.asi8 - utc.tz_localize(None).asi8)
+        return cls(
+            working=[bool(x) for x in calendar._working],
+            holiday=[bool(x) for x in calendar._holiday],
+            cum=[int(x) for x in calendar._cum],
+            hours=tuple(
+                (int(o), int(n)) for o, n in zip(calendar._open, calendar._length, strict=True)
+            ),
+            day_ns=calendar.day_ns,
+            days=len(calendar._working),
+            zone=ZoneInfo(calendar.tz),
+            fixed_offset_ns=int(offsets[0]) if len(offsets) == 1 else None,
+        )
+
+    def offset_ns(self, utc_ns: int) -> int:
+        """The zone's UTC offset at an instant, in ns."""
+        if self.fixed_offset_ns is not None:
+            return self.fixed_offset_ns
+        when = datetime.fromtimestamp(utc_ns // SECOND_NS, tz=self.zone)
+        offset = when.utcoffset()
+        return 0 if offset is None else int(offset.total_seconds()) * SECOND_NS
