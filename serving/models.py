@@ -211,6 +211,9 @@ class ModelHolder:
         except Exception as exc:  # noqa: BLE001 - a bad artifact must not stop the service
             detail = f"version {version} failed to load: {_describe(exc)}"
             return self._failed("load", current, version, detail)
+        if current is not None and found.version == current.version:  # moved back meanwhile
+            self._problem = None
+            return ReloadOutcome("unchanged", current, before)
         model = LoadedModel(
             self.name,
             self.alias,

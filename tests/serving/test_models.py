@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -245,6 +247,32 @@ def test_an_admin_reloads_now_and_the_audit_chain_records_it(
     verified = CliRunner().invoke(app, ["audit", "verify"])
     assert verified.exit_code == 0, verified.output
     assert "audit log intact" in verified.output
+
+
+def test_a_request_in_flight_keeps_the_model_it_started_with(
+    mlflow_store: Registry, store: Store, people: dict[str, User]
+) -> None:
+    alias = f"inflight-{store.dialect}"
+    mlflow_store.point(alias, "1")
+    changes = {**mlflow_store.changes, "model_alias": alias, "model_reload_seconds": 0}
+    started, release = threading.Event(), threading.Event()
+    with api_over(store, people, **changes) as api:
+
+        @api.app.get("/probe")
+        def probe(model: ModelDep) -> dict[str, str]:
+            started.set()
+            assert release.wait(10)
+            return {"version": model.version, "build": str(model.bundle.info.get("build"))}
+
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(api.client.get, "/probe")
+            assert started.wait(10)
+            mlflow_store.point(alias, "2")
+            assert api.post("admin", "/v1/admin/models/reload").json()["outcome"] == "loaded"
+            assert _served(api) == "2"
+            release.set()
+            assert answer.result(10).json() == {"version": "1", "build": "None"}
+        assert api.client.get("/probe").json() == {"version": "2", "build": "second"}
 
 
 def test_swap_callbacks_see_a_model_before_it_is_served_and_can_refuse_it(
