@@ -44,6 +44,7 @@ __all__ = [
     "Procedure",
     "RouteStep",
     "UnknownProcedureError",
+    "catalogue_document",
     "dump_catalogue",
     "load_catalogue",
     "parse_catalogue",
@@ -242,6 +243,15 @@ def parse_catalogue(data: Any, *, source: str | None = None) -> Catalogue:
 
 def dump_catalogue(catalogue: Catalogue, path: str | Path) -> Path:
     """Write ``catalogue`` as YAML in the documented format (round-trips through load)."""
+    path = Path(path)
+    text = yaml.safe_dump(catalogue_document(catalogue), allow_unicode=True, sort_keys=False)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def catalogue_document(catalogue: Catalogue) -> dict[str, Any]:
+    """``catalogue`` as the documented format's plain data (YAML or JSON; round-trips
+    through :func:`parse_catalogue`)."""
     procedures = []
     for p in catalogue:
         route = []
@@ -253,12 +263,7 @@ def dump_catalogue(catalogue: Catalogue, path: str | Path) -> Path:
                 step["effort_hours"] = s.effort_hours
             route.append(step)
         procedures.append({**_header(p), "route": route})
-    path = Path(path)
-    text = yaml.safe_dump(
-        {"version": 1, "procedures": procedures}, allow_unicode=True, sort_keys=False
-    )
-    path.write_text(text, encoding="utf-8")
-    return path
+    return {"version": 1, "procedures": procedures}
 
 
 def _procedure(item: Any, index: int, source: str | None) -> Procedure:

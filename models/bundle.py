@@ -8,11 +8,17 @@ Layout::
     delay/          models.delay.DelayModel.save
     waste/          models.waste.WasteModel.save
     integrity.json  models.integrity.IntegrityModel.to_dict (absent: no integrity model)
+    catalogue.json  the procedure catalogue trained with (absent: none, or an older bundle)
+    agencies.json   the agency directory trained with (absent: none, or an older bundle)
+
+The working calendar's settings are in bundle.json. :meth:`ModelBundle.reference` gives
+back the reference data (calendar, catalogue, agencies, process) scoring must use.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,9 @@ import numpy as np
 import pandas as pd
 
 from features import schema as s
+from features.calendar import WorkingCalendar
+from features.catalogue import Catalogue, catalogue_document, parse_catalogue
+from features.engine import Reference
 from features.process import NormalProcess
 from models.boosting import read_json, write_json
 from models.dataset import Split
@@ -51,6 +60,17 @@ class ModelBundle:
     process: NormalProcess | None = None
     #: the integrity detectors and their alert threshold (None in bundles trained before).
     integrity: IntegrityModel | None = None
+    #: the reference data trained with (None in bundles saved before they were kept):
+    #: scoring must read dossiers against the same catalogue, directory and calendar.
+    catalogue: Catalogue | None = None
+    agencies: pd.DataFrame | None = None
+    calendar: WorkingCalendar | None = None
+
+    def reference(self, calendar: WorkingCalendar | None = None) -> Reference:
+        """The reference data to score with: the bundle's calendar (else ``calendar``,
+        else Vietnam's), catalogue, agency directory and normal process."""
+        chosen = self.calendar or calendar or WorkingCalendar.for_country("VN")
+        return Reference(chosen, self.catalogue, self.agencies, self.process)
 
     @property
     def delay_threshold(self) -> float:
@@ -67,6 +87,10 @@ class ModelBundle:
         self.waste.save(path / "waste")
         if self.integrity is not None:
             write_json(path / "integrity.json", self.integrity.to_dict())
+        if self.catalogue is not None:
+            write_json(path / "catalogue.json", catalogue_document(self.catalogue))
+        if self.agencies is not None:
+            write_json(path / "agencies.json", _agencies_to_dict(self.agencies))
         write_json(
             path / "bundle.json",
             {
@@ -81,6 +105,7 @@ class ModelBundle:
                 "features": self.features(),
                 "info": self.info,
                 "process": None if self.process is None else process_to_dict(self.process),
+                "calendar": None if self.calendar is None else calendar_to_dict(self.calendar),
             },
         )
         return path
@@ -105,6 +130,9 @@ class ModelBundle:
             info=dict(meta.get("info", {})),
             process=None if meta.get("process") is None else process_from_dict(meta["process"]),
             integrity=_integrity(path / "integrity.json"),
+            catalogue=_catalogue(path / "catalogue.json"),
+            agencies=_agencies(path / "agencies.json"),
+            calendar=None if meta.get("calendar") is None else calendar_from_dict(meta["calendar"]),
         )
 
 
@@ -133,6 +161,49 @@ def process_from_dict(data: dict[str, Any]) -> NormalProcess:
     process.timing_ = timing.set_index(["from", "to"])
     process.uses_calendar_ = bool(data["uses_calendar"])
     return process
+
+
+def calendar_to_dict(calendar: WorkingCalendar) -> dict[str, Any]:
+    """The settings a working calendar is built from, as JSON-able data."""
+    return {
+        "country": calendar.country,
+        "tz": calendar.tz,
+        "extra_days_off": [d.isoformat() for d in calendar.extra_days_off],
+        "working_days": [d.isoformat() for d in calendar.working_days],
+        "office_hours": [[a.isoformat(), b.isoformat()] for a, b in calendar.office_hours],
+        "first_year": calendar.first_year,
+        "last_year": calendar.last_year,
+    }
+
+
+def calendar_from_dict(data: dict[str, Any]) -> WorkingCalendar:
+    return WorkingCalendar.for_country(
+        data["country"],
+        tz=data["tz"],
+        extra_days_off=[date.fromisoformat(d) for d in data["extra_days_off"]],
+        working_days=[date.fromisoformat(d) for d in data["working_days"]],
+        office_hours=[
+            (time.fromisoformat(a), time.fromisoformat(b)) for a, b in data["office_hours"]
+        ],
+        first_year=int(data["first_year"]),
+        last_year=int(data["last_year"]),
+    )
+
+
+def _agencies_to_dict(agencies: pd.DataFrame) -> dict[str, Any]:
+    """The directory's columns as lists of strings (None where missing)."""
+    text = agencies.astype("string")
+    return {c: [None if pd.isna(v) else str(v) for v in text[c]] for c in text.columns}
+
+
+def _agencies(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    return pd.DataFrame(read_json(path)).astype("string")
+
+
+def _catalogue(path: Path) -> Catalogue | None:
+    return parse_catalogue(read_json(path), source=str(path)) if path.exists() else None
 
 
 def _integrity(path: Path) -> IntegrityModel | None:

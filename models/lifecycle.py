@@ -96,6 +96,9 @@ def train_and_register(
         metrics=dict(result.metrics),
         info={"source": source, "events": int(len(events)), "catalogue": ref.catalogue is not None},
         process=ref.process,
+        catalogue=ref.catalogue,
+        agencies=ref.agencies,
+        calendar=ref.calendar,
     )
     say("logging to MLflow and registering the bundle")
     params = {**result.delay.get_params(), **{f"waste_{k}": v for k, v in
