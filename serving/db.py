@@ -18,6 +18,12 @@ from sqlalchemy.orm import Session
 
 #: how long a SQLite writer waits for the lock before failing (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: connections kept open, and opened on demand beyond them: together 40, the threads
+#: (AnyIO's default limit) that run one process's sync routes, each holding at most one
+#: session at a time, so no request waits for a connection while a thread is free. (The
+#: default 5 + 10 made the 16th of 32 concurrent requests wait for the pool.)
+POOL_SIZE = 10
+POOL_OVERFLOW = 30
 _BEGIN = "giamsat_begin"
 
 
@@ -34,10 +40,15 @@ def create_engine(url: str | URL, **kwargs: Any) -> Engine:
     parsed = normalise_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_size", POOL_SIZE)
+        kwargs.setdefault("max_overflow", POOL_OVERFLOW)
         return sa.create_engine(parsed, **kwargs)
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # a file has a queue pool; :memory: one connection per thread, with no such sizes
+        kwargs.setdefault("pool_size", POOL_SIZE)
+        kwargs.setdefault("max_overflow", POOL_OVERFLOW)
     engine = sa.create_engine(parsed, **kwargs)
 
     @sa.event.listens_for(engine, "connect")

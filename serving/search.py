@@ -142,23 +142,29 @@ def _alert_conditions(filters: AlertFilters) -> list[sa.ColumnElement[bool]]:
     return conditions
 
 
-def _scans(user: User, filters: AlertFilters) -> list[list[sa.ColumnElement[bool]]] | None:
+def _scans(
+    user: User, filters: AlertFilters
+) -> tuple[list[list[sa.ColumnElement[bool]]], bool] | None:
     """The equality conditions of each index range scan the inbox query splits into
-    (disjoint, together exactly the statuses and codes asked for), or None: one query."""
+    (disjoint, together exactly the statuses and codes asked for), and whether each scan
+    still needs the user's restriction (not when the scans are the user's own codes); or
+    None: one query."""
     statuses = sorted(s.value for s in (filters.status or tuple(Status)))
     lead: sa.Column[Any] | None = None
     values: list[str] = []
+    scoped = not user.sees_all and user.role != Role.INGEST
     if filters.jurisdiction is not None:
         lead, values = alerts.c.jurisdiction, [filters.jurisdiction]
     elif filters.agency_id is not None:
         lead, values = alerts.c.agency_id, [filters.agency_id]
-    elif not user.sees_all and user.role != Role.INGEST:
+    elif scoped:
         lead, values = alerts.c.jurisdiction, sorted(user.jurisdictions)
-    if lead is None:  # ix_alerts_inbox, or ix_alerts_inbox_severity with a severity
-        return [[alerts.c.status == s] for s in statuses]
+    if lead is None:  # ix_alerts_inbox, or the severity or kind one with those filters
+        return [[alerts.c.status == s] for s in statuses], True
     if len(values) * len(statuses) > MAX_SCANS:
         return None
-    return [[lead == v, alerts.c.status == s] for v in values for s in statuses]
+    own_codes = scoped and filters.jurisdiction is None and filters.agency_id is None
+    return [[lead == v, alerts.c.status == s] for v in values for s in statuses], not own_codes
 
 
 def _after(cursor: AlertCursor) -> sa.ColumnElement[bool]:
@@ -187,11 +193,12 @@ def search_alerts(
     order = (alerts.c.score.desc(), alerts.c.alert_id)
     wanted = offset + limit + 1  # one more than the page: is there a next one?
     after = [_after(cursor)] if cursor is not None else []
-    scans = _scans(user, filters)
+    split = _scans(user, filters)
     keys: sa.Subquery
-    if scans is None:
+    if split is None:
         keys = visible.add_columns(alerts.c.score).where(*after).subquery()
     else:
+        scans, restricted = split
         # the equality filters the scans take over are left out of their conditions
         rest = _alert_conditions(
             AlertFilters(
@@ -205,7 +212,8 @@ def search_alerts(
         parts = []
         for equal in scans:
             scan = sa.select(alerts.c.alert_id, alerts.c.score).where(*equal, *rest, *after)
-            scan = restrict(scan, user, alerts.c.jurisdiction)
+            if restricted:  # (else the scan's own code is one of the user's)
+                scan = restrict(scan, user, alerts.c.jurisdiction)
             # each scan in a subquery of its own: SQLite takes no LIMIT in a UNION's arms
             parts.append(sa.select(scan.order_by(*order).limit(wanted).subquery()))
         keys = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery()

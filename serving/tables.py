@@ -112,6 +112,17 @@ dossiers = sa.Table(
     sa.Column("scored_as_of", UTCDateTime()),
     sa.Column("scored_at", UTCDateTime()),
     sa.Column("model_version", sa.String(100)),
+    #: the ``events_changed_at`` the current scores were computed from: the dossier waits
+    #: for re-scoring while the two differ (revision 0004).
+    sa.Column("scored_events_at", UTCDateTime()),
+)
+#: the dossiers waiting for re-scoring, and only them (a partial index: cheap to poll).
+PENDING = "scored_events_at IS NULL OR events_changed_at <> scored_events_at"
+sa.Index(
+    "ix_dossiers_pending",
+    dossiers.c.dossier_id,
+    sqlite_where=sa.text(PENDING),
+    postgresql_where=sa.text(PENDING),
 )
 
 # --- users and keys -----------------------------------------------------------------------
@@ -198,11 +209,15 @@ alerts = sa.Table(
 ALERT_INBOX_INDEXES = {
     "ix_alerts_inbox": ("status",),
     "ix_alerts_inbox_severity": ("status", "severity"),
+    "ix_alerts_inbox_kind": ("status", "kind"),
     "ix_alerts_inbox_jurisdiction": ("jurisdiction", "status"),
     "ix_alerts_inbox_agency": ("agency_id", "status"),
 }
 for _name, _prefix in ALERT_INBOX_INDEXES.items():
     sa.Index(_name, *(alerts.c[c] for c in _prefix), alerts.c.score.desc(), alerts.c.alert_id)
+#: a time window (the inbox's since/until; the SLA's overdue open alerts): its matches are
+#: counted in a range, not by reading every alert of the status.
+sa.Index("ix_alerts_status_opened", alerts.c.status, alerts.c.opened_at)
 
 alert_history = sa.Table(
     "alert_history",
@@ -273,13 +288,19 @@ webhook_subscriptions = sa.Table(
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(100), nullable=False, unique=True),
     sa.Column("url", sa.String(2000), nullable=False),
-    #: HMAC signing secret shared with the receiver (the dispatcher needs it in clear).
+    #: HMAC signing secret shared with the receiver, encrypted (serving.webhooks: Fernet
+    #: under GIAMSAT_WEBHOOK_SECRET_KEY): the dispatcher decrypts it to sign.
     sa.Column("secret", sa.String(200), nullable=False),
-    #: topics (e.g. ``alert.raised``) and jurisdictions it receives; NULL = all.
+    #: topics (e.g. ``alert.raise``), jurisdictions and alert kinds it receives; NULL = all.
     sa.Column("topics", sa.JSON()),
     sa.Column("jurisdictions", sa.JSON()),
     sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # revision 0005
+    sa.Column("kinds", sa.JSON()),
+    #: the lowest alert severity it receives (low < medium < high); NULL = all.
+    sa.Column("min_severity", sa.String(10)),
+    sa.Column("updated_at", UTCDateTime()),
 )
 
 webhook_deliveries = sa.Table(
@@ -298,7 +319,7 @@ webhook_deliveries = sa.Table(
         sa.ForeignKey("outbox.id", ondelete="CASCADE"),
         nullable=False,
     ),
-    sa.Column("status", sa.String(20), nullable=False),  # pending, delivered, failed
+    sa.Column("status", sa.String(20), nullable=False),  # pending, delivered, dead
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UTCDateTime()),
     sa.Column("last_status_code", sa.Integer()),
@@ -307,4 +328,27 @@ webhook_deliveries = sa.Table(
     sa.Column("delivered_at", UTCDateTime()),
     sa.UniqueConstraint("subscription_id", "outbox_id", name="uq_webhook_deliveries_message"),
     sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    # revision 0005: the dispatcher's claim (a worker may mark only what it claimed) and
+    # the latest attempt's latency
+    sa.Column("claim_token", sa.String(32)),
+    sa.Column("last_latency_ms", sa.Float()),
+)
+
+#: every delivery attempt (revision 0005): the delivery log.
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column(
+        "delivery_id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    #: the receiver's HTTP status (NULL: no answer: refused, timed out...), and the error.
+    sa.Column("status_code", sa.Integer()),
+    sa.Column("error", sa.Text()),
+    sa.Column("latency_ms", sa.Float(), nullable=False),
 )

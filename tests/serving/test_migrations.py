@@ -118,9 +118,10 @@ def test_0003_indexes_the_inbox_orders_and_downgrades_to_the_single_columns(
     assert {"ix_alerts_status", "ix_alerts_jurisdiction"} <= before.keys()
     upgrade(store_url)
     after = _alert_indexes(store_url)
-    assert after.keys() == {*ALERT_INBOX_INDEXES, "ix_alerts_subject"}
+    assert after.keys() == {*ALERT_INBOX_INDEXES, "ix_alerts_subject", "ix_alerts_status_opened"}
     for name, prefix in ALERT_INBOX_INDEXES.items():
         assert f"({', '.join(prefix)}, score DESC, alert_id)" in after[name], after[name]
+    assert "(status, opened_at)" in after["ix_alerts_status_opened"]
     assert _diff(store_url) == []
     command.downgrade(alembic_config(store_url), "0002")
     assert _alert_indexes(store_url) == before

@@ -1,5 +1,6 @@
 """Indexes matching the alert inbox's order (score DESC, alert_id) after its equality
-filters, replacing the single-column status and jurisdiction indexes they start with.
+filters, and (status, opened_at) for time windows, replacing the single-column status and
+jurisdiction indexes they start with.
 
 Revision ID: 0003
 Revises: 0002
@@ -23,6 +24,7 @@ depends_on: str | Sequence[str] | None = None
 INDEXES = {
     "ix_alerts_inbox": ("status",),
     "ix_alerts_inbox_severity": ("status", "severity"),
+    "ix_alerts_inbox_kind": ("status", "kind"),
     "ix_alerts_inbox_jurisdiction": ("jurisdiction", "status"),
     "ix_alerts_inbox_agency": ("agency_id", "status"),
 }
@@ -31,6 +33,7 @@ INDEXES = {
 def upgrade() -> None:
     for name, prefix in INDEXES.items():
         op.create_index(name, "alerts", [*prefix, sa.text("score DESC"), "alert_id"])
+    op.create_index("ix_alerts_status_opened", "alerts", ["status", "opened_at"])
     # both are prefixes of the new indexes (status; jurisdiction, status): dead weight
     op.drop_index("ix_alerts_status", table_name="alerts")
     op.drop_index("ix_alerts_jurisdiction", table_name="alerts")
@@ -39,5 +42,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.create_index("ix_alerts_jurisdiction", "alerts", ["jurisdiction"])
     op.create_index("ix_alerts_status", "alerts", ["status"])
+    op.drop_index("ix_alerts_status_opened", table_name="alerts")
     for name in reversed(INDEXES):
         op.drop_index(name, table_name="alerts")
