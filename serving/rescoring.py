@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -29,10 +30,18 @@ from features import schema as s
 from features.engine import Reference
 from models.bundle import ModelBundle
 from models.scoring import EntityBudget, Scores, score_log
-from serving.tables import dossiers, events
+from serving.tables import PENDING, dossiers, events
 from serving.workflow import close_passed, upsert_alerts
 
-__all__ = ["RescoreResult", "pending_dossiers", "rescore_all", "stored_events", "write_scores"]
+__all__ = [
+    "RescoreResult",
+    "changed_at",
+    "mark_scored",
+    "pending_dossiers",
+    "rescore_all",
+    "stored_events",
+    "write_scores",
+]
 
 #: the event columns the feature pipeline reads (the store's ``attributes`` stay behind).
 _COLUMNS = [c for c in s.CANONICAL_COLUMNS if c in events.c]
@@ -85,20 +94,39 @@ def stored_events(
 
 
 def pending_dossiers(session: Session, *, limit: int | None = None) -> list[str]:
-    """Dossiers whose events changed after their last scoring (or never scored)."""
-    stmt = (
-        sa.select(dossiers.c.dossier_id)
-        .where(
-            sa.or_(
-                dossiers.c.scored_at.is_(None),
-                dossiers.c.events_changed_at > dossiers.c.scored_at,
-            )
-        )
-        .order_by(dossiers.c.dossier_id)
-    )
+    """Dossiers whose events changed since the events their scores were computed from
+    (or never scored), read from the partial index that holds only them."""
+    stmt = sa.select(dossiers.c.dossier_id).where(sa.text(PENDING)).order_by(dossiers.c.dossier_id)
     if limit is not None:
         stmt = stmt.limit(limit)
     return list(session.execute(stmt).scalars())
+
+
+def changed_at(session: Session, dossier_ids: Sequence[str] | None = None) -> dict[str, Any]:
+    """``events_changed_at`` of the dossiers (default all): read *before* their events, so
+    that scores are never marked as reflecting events they did not read."""
+    stmt = sa.select(dossiers.c.dossier_id, dossiers.c.events_changed_at)
+    if dossier_ids is None:
+        return dict(tuple(r) for r in session.execute(stmt))
+    ids = sorted(set(dossier_ids))
+    out: dict[str, Any] = {}
+    for start in range(0, len(ids), _CHUNK):
+        where = dossiers.c.dossier_id.in_(ids[start : start + _CHUNK])
+        out.update(dict(tuple(r) for r in session.execute(stmt.where(where))))
+    return out
+
+
+def mark_scored(session: Session, seen: dict[str, Any]) -> None:
+    """Record which ``events_changed_at`` each dossier's scores reflect (:func:`changed_at`
+    before reading the events): a dossier whose events changed since stays pending."""
+    if not seen:
+        return
+    session.execute(
+        sa.update(dossiers)
+        .where(dossiers.c.dossier_id == sa.bindparam("b_id"))
+        .values(scored_events_at=sa.bindparam("b_seen", type_=dossiers.c.scored_events_at.type)),
+        [{"b_id": k, "b_seen": v} for k, v in sorted(seen.items())],
+    )
 
 
 def write_scores(
@@ -147,6 +175,7 @@ def rescore_all(
     latest stored event) and write the result (:func:`write_scores`)."""
     tell = say or (lambda _: None)
     tell("reading the stored events")
+    seen = changed_at(session)
     known = stored_events(session, tz=tz)
     if not len(known):
         raise s.EventSchemaError("the store holds no event to score", column=s.EVENT_ID)
@@ -155,4 +184,9 @@ def rescore_all(
     tell(f"scoring {known[s.DOSSIER_ID].nunique():,} dossiers ({len(known):,} events)")
     scored = score_log(bundle, known, ref, as_of=as_of, progress=tell, entity_budget=budget)
     tell("writing scores and alerts")
-    return write_scores(session, scored, model_version=model_version)
+    done = write_scores(session, scored, model_version=model_version)
+    # a dossier with events after the scoring time is scored, not up to date
+    last = known.groupby(s.DOSSIER_ID, observed=True)[s.TIMESTAMP].max()
+    current = set(last.index[last <= scored.as_of].astype(str))
+    mark_scored(session, {k: v for k, v in seen.items() if k in current})
+    return done

@@ -25,6 +25,15 @@ def _load(store: Store, case: ScoringCase, until: pd.Timestamp) -> None:
         add_events(session, records(part))
 
 
+def _records_of(case: ScoringCase, dossier: str) -> list[dict[str, object]]:
+    from giamsat.demo_service import records
+
+    mine = case.events[
+        (case.events[s.DOSSIER_ID] == dossier) & (case.events[s.TIMESTAMP] <= case.cut)
+    ]
+    return records(mine)
+
+
 def test_stored_events_round_trip_the_log(store: Store, scoring_case: ScoringCase) -> None:
     _load(store, scoring_case, scoring_case.cut)
     with store.read() as session:
@@ -69,6 +78,11 @@ def test_rescore_all_writes_what_the_batch_scorer_gives(
         again = rescore_all(session, case.bundle, case.ref, as_of=case.cut, model_version="7")
     assert (again.raised, again.reopened, again.closed) == (0, 0, 0)
     assert again.updated == done.raised
+    with store.transaction() as session:  # new events for one dossier: it waits again
+        one = str(expected.scores[s.DOSSIER_ID].iloc[0])
+        add_events(session, [{**_records_of(case, one)[-1], "event_id": "extra-1"}])
+    with store.read() as session:
+        assert pending_dossiers(session) == [one]
 
 
 def test_alerts_whose_risk_passed_are_closed(store: Store, scoring_case: ScoringCase) -> None:
@@ -76,6 +90,12 @@ def test_alerts_whose_risk_passed_are_closed(store: Store, scoring_case: Scoring
     _load(store, case, case.later)
     with store.transaction() as session:
         first = rescore_all(session, case.bundle, case.ref, as_of=case.cut)
+        # scored as of the cut: the dossiers with later events are not up to date
+        waiting = set(pending_dossiers(session))
+    later_events = case.events[
+        (case.events[s.TIMESTAMP] > case.cut) & (case.events[s.TIMESTAMP] <= case.later)
+    ]
+    assert waiting == set(later_events[s.DOSSIER_ID].astype(str))
     with store.transaction() as session:
         later = rescore_all(session, case.bundle, case.ref, as_of=case.later)
     known = case.events[case.events[s.TIMESTAMP] <= case.later]
@@ -85,6 +105,8 @@ def test_alerts_whose_risk_passed_are_closed(store: Store, scoring_case: Scoring
         rows = session.execute(sa.select(alerts.c.alert_id, alerts.c.status)).all()
     status = dict(rows)
     assert later.closed > 0 and first.raised > 0
+    with store.read() as session:
+        assert pending_dossiers(session) == []
     assert {i for i, st in status.items() if st == "closed"} == set(status) - still
     assert all(status[i] in ("open", "acknowledged") for i in still)
 
