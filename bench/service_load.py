@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 from bench.features import load_note
@@ -88,8 +89,8 @@ def prepare(url: str) -> dict[str, str]:
 def _alert_rows(n: int, seed: int = 7) -> Iterator[tuple[object, ...]]:
     rng = random.Random(seed)
     t0 = datetime(2025, 1, 1, tzinfo=UTC)
-    kinds, kind_w = zip(*KINDS, strict=True)
-    statuses, status_w = zip(*STATUSES, strict=True)
+    kinds, kind_w = [k for k, _ in KINDS], [w for _, w in KINDS]
+    statuses, status_w = [s for s, _ in STATUSES], [w for _, w in STATUSES]
     for i in range(n):
         kind = rng.choices(kinds, kind_w)[0]
         status = rng.choices(statuses, status_w)[0]
@@ -149,7 +150,9 @@ def load_alerts(url: str, n: int) -> float:
                 text.write(",".join(_csv(v) for v in r) + "\n")
             text.seek(0)
             conn.run(copy, stream=text)
-        conn.run("ANALYZE alerts")
+        # as autovacuum leaves a table after a bulk insert (visibility map set): without
+        # it every index-only count reads the heap, which no running store does for long
+        conn.run("VACUUM ANALYZE alerts")
         conn.close()
     return time.perf_counter() - started
 
@@ -164,47 +167,88 @@ def _csv(value: object) -> str:
     return str(value)
 
 
-def explain(url: str) -> None:
-    """Each inbox query as the API runs it (captured from ``search_alerts``): its time in
-    this process, and its plan (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN ANALYZE)."""
+def _shapes(codes: list[str]) -> dict[str, list[tuple[str, object]]]:
+    """The inbox query shapes measured: name -> query parameters (``limit`` 50)."""
+    return {
+        "all": [],
+        "open": [("status", "open")],
+        "open+high": [("status", "open"), ("severity", "high")],
+        "open+jur": [("status", "open"), ("jurisdiction", codes[0])],
+        "open|ack+medium": [("status", "open"), ("status", "acknowledged"),
+                            ("severity", "medium")],
+        "open+kind": [("status", "open"), ("kind", "waste")],
+        "open+agency": [("status", "open"), ("agency", f"{codes[0][:2]}.A03")],
+        "open+week": [("status", "open"), ("since", "2025-06-01T00:00:00+07:00"),
+                      ("until", "2025-06-08T00:00:00+07:00")],
+    }  # fmt: skip
+
+
+def _filters(pairs: list[tuple[str, object]]) -> Any:
+    """The store's AlertFilters for an inbox query's parameters."""
+    from serving.alerts import Status
+    from serving.search import AlertFilters
+
+    one = {k: str(v) for k, v in pairs if k != "status"}
+    return AlertFilters(
+        kind=one.get("kind"),
+        severity=one.get("severity"),
+        status=tuple(Status(str(v)) for k, v in pairs if k == "status"),
+        agency_id=one.get("agency"),
+        jurisdiction=one.get("jurisdiction"),
+        since=datetime.fromisoformat(one["since"]) if "since" in one else None,
+        until=datetime.fromisoformat(one["until"]) if "until" in one else None,
+    )
+
+
+def explain(url: str, repeat: int = 20) -> None:
+    """Each inbox query shape as the API runs it (``search_alerts``), in this process:
+    its p50 and max over ``repeat`` runs (offset 100, and the page after a cursor), and
+    the plans of its statements (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN ANALYZE,
+    the top of the plan)."""
     import sqlalchemy as sa
 
-    from serving.alerts import Status
     from serving.db import Store
-    from serving.search import AlertFilters, search_alerts
+    from serving.search import AlertCursor, search_alerts
     from serving.users import get_user
 
     store = Store.from_url(url)
-    seen: list[tuple[str, object, float]] = []
+    seen: list[tuple[str, Any]] = []
 
     @sa.event.listens_for(store.engine, "before_cursor_execute")
-    def _before(conn, cursor, statement, parameters, context, many):  # type: ignore[no-untyped-def]
-        conn.info["t"] = time.perf_counter()
+    def _keep(conn, cursor, statement, parameters, context, many):
+        seen.append((statement, parameters))
 
-    @sa.event.listens_for(store.engine, "after_cursor_execute")
-    def _after(conn, cursor, statement, parameters, context, many):  # type: ignore[no-untyped-def]
-        seen.append((statement, parameters, time.perf_counter() - conn.info["t"]))
-
-    shapes = {
-        "open": AlertFilters(status=(Status.OPEN,)),
-        "open+high": AlertFilters(status=(Status.OPEN,), severity="high"),
-        "open|ack+medium": AlertFilters(
-            status=(Status.OPEN, Status.ACKNOWLEDGED), severity="medium"
-        ),
-    }
     prefix = "EXPLAIN QUERY PLAN " if store.dialect == "sqlite" else "EXPLAIN ANALYZE "
+    print(f"   in-process search_alerts (ms: p50 / max of {repeat}; offset 100, next cursor)")
     with store.read() as session:
         for who in ("inspector", "boss"):
             user = get_user(session, who)
-            for shape, filters in shapes.items():
+            codes = INSPECTOR_CODES if who == "inspector" else JURISDICTIONS
+            for shape, pairs in _shapes(codes).items():
+                filters = _filters(pairs)
+                first = search_alerts(session, user, filters, limit=50)
+                after = AlertCursor.decode(first.next_cursor) if first.next_cursor else None
+                times: dict[str, list[float]] = {"offset": [], "cursor": []}
+                for _ in range(repeat):
+                    started = time.perf_counter()
+                    search_alerts(session, user, filters, limit=50, offset=100)
+                    times["offset"].append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    search_alerts(session, user, filters, limit=50, cursor=after)
+                    times["cursor"].append(time.perf_counter() - started)
+                shown = ", ".join(f"{k} {1000 * sorted(v)[len(v) // 2]:.1f} / {1000 * max(v):.1f}"
+                                  for k, v in times.items())  # fmt: skip
+                print(f"   {who:<9} {shape:<16} total {first.total:>6}"
+                      f"{'' if first.total_exact else '+'}: {shown}", flush=True)  # fmt: skip
                 seen.clear()
-                search_alerts(session, user, filters, limit=50, offset=50)
-                timed = ", ".join(f"{1000 * t:.1f}" for _, _, t in seen)
-                print(f"   {who} {shape}: count, page {timed} ms")
-                for statement, parameters, _ in list(seen) if shape == "open" else []:
+                search_alerts(session, user, filters, limit=50, offset=100)
+                for statement, parameters in list(seen):
                     rows = session.connection().exec_driver_sql(prefix + statement, parameters)
-                    for row in rows:
-                        print("      " + " | ".join(str(v) for v in row)[:150])
+                    lines = [" | ".join(str(v) for v in row)[:140] for row in rows]
+                    if store.dialect == "postgresql":  # the top, and the scans
+                        lines = lines[:3] + [x for x in lines[3:] if "Scan" in x][:3] + lines[-1:]
+                    for line in lines[:8]:
+                        print("        " + line)
     store.dispose()
 
 
@@ -373,22 +417,31 @@ def events_template() -> bytes:
     return json.dumps(batch).encode()
 
 
-def alert_queries(key: str, codes: list[str]) -> list[tuple[str, bytes]]:
-    """Typical inbox pages: open alerts, by severity, by one jurisdiction, the next pages."""
+def _next_cursor(port: int, path: str, key: str) -> str | None:
+    """The ``next_cursor`` of one inbox page (asked before the clock starts)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {key}"})
+        body = json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+    cursor = body.get("next_cursor")
+    return cursor if isinstance(cursor, str) else None
+
+
+def alert_queries(port: int, key: str, codes: list[str]) -> list[tuple[str, bytes]]:
+    """Every inbox shape at three depths: the first page, offset 100 (page 3), and the
+    page after page 1's ``next_cursor``; 50 alerts a page."""
     out = []
-    for offset in (0, 50, 100):
-        for shape, query in (
-            ("open", {"status": "open"}),
-            ("open+high", {"status": "open", "severity": "high"}),
-            ("open+jur", {"status": "open", "jurisdiction": codes[offset % len(codes)]}),
-            (
-                "open|ack+medium",
-                [("status", "open"), ("status", "acknowledged"), ("severity", "medium")],
-            ),  # fmt: skip
-        ):
-            pairs = list(query.items()) if isinstance(query, dict) else query
-            path = "/v1/alerts?" + urlencode([*pairs, ("limit", 50), ("offset", offset)])
-            out.append((shape, request("GET", path, key)))
+    for shape, pairs in _shapes(codes).items():
+        first = "/v1/alerts?" + urlencode([*pairs, ("limit", 50)])
+        out.append((shape, request("GET", first, key)))
+        out.append((shape, request("GET", first + "&offset=100", key)))
+        cursor = _next_cursor(port, first, key)
+        if cursor is not None:
+            out.append((shape, request("GET", first + "&" + urlencode([("cursor", cursor)]), key)))
     return out
 
 
@@ -405,6 +458,15 @@ def _run_sql(url: str, sql: str) -> None:
     engine.dispose()
 
 
+def _server_stack() -> str:
+    """The event loop and HTTP parser uvicorn's ``auto`` picks here."""
+    import importlib.util
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"uvicorn {loop} + {http}"
+
+
 def run_backend(backend: str, connections: int, seconds: float, n_alerts: int,
                 indexes: list[str], explain_queries: bool) -> None:  # fmt: skip
     print(f"\n== {backend}: preparing ({load_note()})", flush=True)
@@ -412,13 +474,11 @@ def run_backend(backend: str, connections: int, seconds: float, n_alerts: int,
         keys = prepare(url)
         took = load_alerts(url, n_alerts) if n_alerts else 0.0
         print(f"   {n_alerts:,} alerts loaded in {took:.1f} s", flush=True)
-        if explain_queries:
-            explain(url)
         for ddl in indexes:  # a candidate index, tried before it becomes a migration
             started = time.perf_counter()
             _run_sql(url, ddl)
             print(f"   {ddl} ({time.perf_counter() - started:.1f} s)", flush=True)
-        if explain_queries and indexes:
+        if explain_queries:
             explain(url)
         with server(url) as (port, pid):
             template = events_template()
@@ -428,18 +488,18 @@ def run_backend(backend: str, connections: int, seconds: float, n_alerts: int,
                 return "events", request("POST", "/v1/events", keys["ingest"], body)
 
             health = request("GET", "/healthz")
-            inspector = alert_queries(keys["inspector"], INSPECTOR_CODES)
-            admin = alert_queries(keys["admin"], JURISDICTIONS[:60])
+            inspector = alert_queries(port, keys["inspector"], INSPECTOR_CODES)
+            admin = alert_queries(port, keys["admin"], JURISDICTIONS)
             Plan = tuple[str, Callable[[int], tuple[str, bytes]], int, int]
             plans: list[Plan] = [
                 ("GET /healthz", lambda i: ("healthz", health), 0, connections),
                 ("POST /v1/events x500", event_batch, BATCH, connections),
+                # one connection: each query's own latency, not queued behind 31 others
+                ("GET /v1/alerts inspector", lambda i: inspector[i % len(inspector)], 0, 1),
+                ("GET /v1/alerts admin", lambda i: admin[i % len(admin)], 0, 1),
                 ("GET /v1/alerts inspector", lambda i: inspector[i % len(inspector)], 0,
                  connections),
                 ("GET /v1/alerts admin", lambda i: admin[i % len(admin)], 0, connections),
-                # one connection: the query's own latency, without queueing behind 31 others
-                ("GET /v1/alerts inspector", lambda i: inspector[i % len(inspector)], 0, 1),
-                ("GET /v1/alerts admin", lambda i: admin[i % len(admin)], 0, 1),
             ]  # fmt: skip
             results = []
             for name, make, items, conns in plans:
@@ -452,10 +512,9 @@ def run_backend(backend: str, connections: int, seconds: float, n_alerts: int,
 
 
 def print_table(backend: str, n_alerts: int, connections: int, results: list[Result]) -> None:
-    print(f"\n{backend}: one uvicorn worker, {connections} connections, {n_alerts:,} alerts; "
-          f"{load_note()}")  # fmt: skip
-    header = (f"{'route':<26}{'conns':>6}{'req/s':>8}{'events/s':>10}{'p50 ms':>8}{'p99 ms':>8}"
-              f"{'errors':>8}{'srv CPU':>9}{'cli CPU':>9}  target")  # fmt: skip
+    print(f"\n{backend}: one worker ({_server_stack()}), {n_alerts:,} alerts; {load_note()}")
+    header = (f"{'route':<26}{'conns':>6}{'req/s':>8}{'events/s':>10}{'p50 ms':>8}{'p95 ms':>8}"
+              f"{'p99 ms':>8}{'errors':>8}{'srv CPU':>9}{'cli CPU':>9}  target")  # fmt: skip
     print(header + "\n" + "-" * (len(header) + 22))
     for r in results:
         rate = len(r.latencies) / r.seconds
@@ -470,12 +529,21 @@ def print_table(backend: str, n_alerts: int, connections: int, results: list[Res
         else:
             target, events = "reference", "-"
         errors = sum(r.errors.values())
-        print(f"{r.name:<26}{r.connections:>6}{rate:>8,.0f}{events:>10}{r.pct(0.5):>8.1f}{p99:>8.1f}{errors:>8}"
-              f"{r.server_cpu:>9.0%}{r.client_cpu:>9.0%}  {target}")  # fmt: skip
+        print(f"{r.name:<26}{r.connections:>6}{rate:>8,.0f}{events:>10}{r.pct(0.5):>8.1f}"
+              f"{r.pct(0.95):>8.1f}{p99:>8.1f}{errors:>8}{r.server_cpu:>9.0%}{r.client_cpu:>9.0%}"
+              f"  {target}")  # fmt: skip
+    inbox = [r for r in results if "alerts" in r.name]
+    if inbox:
+        print(f"\n{backend} inbox by query shape (ms p50 / p95 / p99; pages 1, 3 and by cursor):")
+        names = [f"{r.name.split()[-1]} x{r.connections}" for r in inbox]
+        print(f"{'shape':<17}" + "".join(f"{n:>24}" for n in names))
+        for shape in _shapes(INSPECTOR_CODES):
+            cells = []
+            for r in inbox:
+                v = r.by_shape.get(shape, [])
+                cells.append(f"{r.pct(0.5, v):.1f} / {r.pct(0.95, v):.1f} / {r.pct(0.99, v):.1f}")
+            print(f"{shape:<17}" + "".join(f"{c:>24}" for c in cells))
     for r in results:
-        if len(r.by_shape) > 1:
-            shapes = ", ".join(f"{s} {r.pct(0.99, v):.0f}" for s, v in sorted(r.by_shape.items()))
-            print(f"  {r.name} x{r.connections} p99 ms by query: {shapes}")
         if r.errors:
             print(f"  {r.name} x{r.connections} errors by status: {r.errors}")
 
