@@ -14,10 +14,19 @@ from features.schema import DEFAULT_TZ
 ROOT = Path(__file__).resolve().parent.parent
 #: Secrets that mean "nobody set this": accepted in development only.
 PLACEHOLDER_SECRETS = frozenset(
-    {"", "changeme", "change-me", "dev-only-pseudonym-key", "dev-only-api-key-pepper", "secret"}
+    {
+        "",
+        "changeme",
+        "change-me",
+        "dev-only-pseudonym-key",
+        "dev-only-api-key-pepper",
+        "dev-only-webhook-secret-key",
+        "secret",
+    }
 )
 DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key"
 DEV_API_KEY_PEPPER = "dev-only-api-key-pepper"
+DEV_WEBHOOK_SECRET_KEY = "dev-only-webhook-secret-key"
 
 
 class InsecureSettingsError(ValueError):
@@ -79,6 +88,36 @@ class Settings(BaseSettings):
     alert_sla_high_hours: float = Field(default=24, gt=0)
     alert_sla_medium_hours: float = Field(default=72, gt=0)
     alert_sla_low_hours: float = Field(default=168, gt=0)
+    #: key under which webhook signing secrets are stored encrypted (serving.webhooks);
+    #: changing it makes the stored secrets unreadable (set each subscription's again).
+    #: Webhooks refuse the placeholder in production (the rest of the service does not
+    #: need it).
+    webhook_secret_key: SecretStr = SecretStr(DEV_WEBHOOK_SECRET_KEY)
+    #: the webhook dispatcher (serving.dispatcher; ``giamsat dispatch`` runs it as a
+    #: worker): also run it inside ``giamsat serve`` (one thread per process).
+    dispatcher_in_serve: bool = False
+    #: seconds an idle dispatcher waits before looking for work again.
+    dispatch_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    #: outbox messages fanned out, and deliveries claimed, per round.
+    dispatch_batch: int = Field(default=100, ge=1, le=10_000)
+    #: deliveries posted at once by one dispatcher.
+    dispatch_concurrency: int = Field(default=8, ge=1, le=256)
+    #: a receiver that has not answered within this is a failed attempt.
+    dispatch_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    #: how long a claimed delivery is a dispatcher's: past it (the dispatcher died),
+    #: another one sends it again. Must exceed the timeout.
+    dispatch_lease_seconds: float = Field(default=60, gt=0)
+    #: attempts before a delivery is dead-lettered (then only a manual redelivery).
+    dispatch_max_attempts: int = Field(default=12, ge=1, le=100)
+    #: retry n waits about backoff * 2^(n-1) seconds (at most the maximum), of which the
+    #: share ``jitter`` is random, so that receivers coming back are not stampeded.
+    dispatch_backoff_seconds: float = Field(default=10, gt=0)
+    dispatch_backoff_max_seconds: float = Field(default=3600, gt=0)
+    dispatch_jitter: float = Field(default=0.5, ge=0, le=1)
+    #: ``GET /v1/alerts/stream``: how often it looks for new alert changes, and how long
+    #: it stays silent before sending a heartbeat comment.
+    stream_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    stream_heartbeat_seconds: float = Field(default=15, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -95,6 +134,11 @@ class Settings(BaseSettings):
                     "GIAMSAT_API_KEY_PEPPER must be set to a real secret (16+ characters) "
                     "outside development"
                 )
+        if self.dispatch_lease_seconds <= self.dispatch_timeout_seconds:
+            raise ValueError(
+                "GIAMSAT_DISPATCH_LEASE_SECONDS must exceed GIAMSAT_DISPATCH_TIMEOUT_SECONDS "
+                "(a delivery in flight would be sent again by another dispatcher)"
+            )
         return self
 
 

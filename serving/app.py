@@ -15,7 +15,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -27,7 +29,18 @@ from serving.metrics import Metrics
 from serving.middleware import RequestContext
 from serving.models import ModelHolder, ModelUnavailableError
 from serving.readiness import check_schema
-from serving.routes import admin, alerts, audit, dossiers, events, health, sla
+from serving.routes import (
+    admin,
+    alerts,
+    audit,
+    dossiers,
+    events,
+    health,
+    sla,
+    stream,
+    subscriptions,
+)
+from serving.webhooks import RedeliveryError, SubscriptionFieldError
 
 DESCRIPTION = """\
 GiamSat's service: event ingestion, dossiers and their risk scores, the alert inbox and
@@ -57,9 +70,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         models: ModelHolder = app.state.models
         await models.reload_async()  # no model is not fatal: readiness says why
         timer = asyncio.create_task(models.run()) if models.interval > 0 else None
+        worker = _start_dispatcher(the_store, settings)
         try:
             yield
         finally:
+            if worker is not None:
+                await anyio.to_thread.run_sync(_stop_dispatcher, *worker)
             if timer is not None:
                 timer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -77,10 +93,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.store = the_store
     app.state.metrics = Metrics()
     app.state.models = ModelHolder(settings, app.state.metrics)
+    app.state.streams = stream.Streams()
     handlers.install(app)
     app.add_exception_handler(ModelUnavailableError, _model_unavailable)
+    app.add_exception_handler(SubscriptionFieldError, _subscription_field)
+    app.add_exception_handler(RedeliveryError, _redelivery)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
-    for module in (events, dossiers, alerts, sla, audit, admin, health):
+    # the stream before the alerts: /v1/alerts/{alert_id} would take /v1/alerts/stream
+    routers = (events, dossiers, stream, alerts, sla, audit, admin, health, subscriptions)
+    for module in routers:
         app.include_router(module.router)
     return app
 
@@ -89,3 +110,29 @@ async def _model_unavailable(request: Request, exc: Exception) -> JSONResponse:
     models: ModelHolder = request.app.state.models
     headers = {"Retry-After": str(max(1, round(models.interval)))} if models.interval else None
     return handlers.error(503, str(exc), headers=headers)
+
+async def _subscription_field(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SubscriptionFieldError)
+    return handlers.error(422, str(exc), exc.field)
+
+
+async def _redelivery(request: Request, exc: Exception) -> JSONResponse:
+    return handlers.error(409, str(exc))
+
+
+def _start_dispatcher(store: Store, settings: Settings) -> tuple[Any, Any, Any] | None:
+    """The webhook dispatcher in a thread of this process, when
+    ``GIAMSAT_DISPATCHER_IN_SERVE`` says so (``giamsat dispatch`` runs it on its own)."""
+    if not settings.dispatcher_in_serve:
+        return None
+    from serving.dispatcher import Dispatcher, start_in_thread
+
+    dispatcher = Dispatcher.from_settings(store, settings)
+    thread, stop = start_in_thread(dispatcher)
+    return dispatcher, thread, stop
+
+
+def _stop_dispatcher(dispatcher: Any, thread: Any, stop: Any) -> None:
+    stop.set()
+    thread.join()
+    dispatcher.close()

@@ -378,3 +378,124 @@ class ModelReloadOut(BaseModel):
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI ``responses`` of a route's error statuses (all :class:`ErrorOut`)."""
     return {code: {"model": ErrorOut} for code in codes}
+
+
+# --- webhook subscriptions and their deliveries (issue 8) -----------------------------------
+
+_SUBSCRIPTION_EXAMPLE: dict[str, Any] = {
+    "name": "hcm-q1-inspectorate",
+    "url": "https://inspect.hcm.example/giamsat/hook",
+    "jurisdictions": ["79-760"],
+    "kinds": ["delay", "integrity"],
+    "min_severity": "medium",
+    "topics": ["alert.raise", "alert.escalate", "alert.reopen"],
+    "active": True,
+}
+
+
+class SubscriptionIn(BaseModel):
+    """A new webhook subscription. ``null`` filters take everything; ``secret`` (16-64
+    printable characters) signs every delivery and is never returned."""
+
+    name: str = Field(min_length=1, max_length=100)
+    url: str = Field(min_length=1, max_length=2000, description="http(s) URL to POST to")
+    secret: str = Field(min_length=16, max_length=64, description="write-only")
+    jurisdictions: list[str] | None = Field(
+        default=None, max_length=1000, description="null: all (admins only)"
+    )
+    kinds: list[str] | None = Field(default=None, max_length=50, description="alert kinds")
+    min_severity: Literal["low", "medium", "high"] | None = None
+    topics: list[str] | None = Field(
+        default=None, max_length=50, description="alert.raise, alert.confirm...; null: all"
+    )
+    active: bool = True
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{**_SUBSCRIPTION_EXAMPLE, "secret": "<32+ random chars>"}]},
+    )
+
+
+class SubscriptionUpdate(BaseModel):
+    """The fields to change (absent ones are kept; ``null`` sets a filter to all)."""
+
+    url: str | None = Field(default=None, min_length=1, max_length=2000)
+    secret: str | None = Field(default=None, min_length=16, max_length=64)
+    jurisdictions: list[str] | None = Field(default=None, max_length=1000)
+    kinds: list[str] | None = Field(default=None, max_length=50)
+    min_severity: Literal["low", "medium", "high"] | None = None
+    topics: list[str] | None = Field(default=None, max_length=50)
+    active: bool | None = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"active": False}, {"min_severity": "high"}]},
+    )
+
+
+class SubscriptionOut(BaseModel):
+    """A subscription (its secret is never shown)."""
+
+    id: int
+    name: str
+    url: str
+    jurisdictions: list[str] | None
+    kinds: list[str] | None
+    min_severity: str | None
+    topics: list[str] | None
+    active: bool
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    **_SUBSCRIPTION_EXAMPLE,
+                    "id": 3,
+                    "created_at": "2025-03-03T01:00:00Z",
+                    "updated_at": "2025-03-03T01:00:00Z",
+                }
+            ]
+        },
+    )
+
+
+class AttemptOut(BaseModel):
+    """One delivery attempt: the receiver's status (null: no answer) and the error."""
+
+    at: datetime
+    status_code: int | None
+    error: str | None
+    latency_ms: float
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class DeliveryOut(BaseModel):
+    """A delivery of one outbox message to one subscription, and its attempts so far."""
+
+    id: int
+    subscription_id: int
+    outbox_id: int
+    topic: str
+    status: Literal["pending", "delivered", "dead"]
+    attempts: int = Field(description="attempts in the current round of retries")
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    last_latency_ms: float | None
+    created_at: datetime
+    delivered_at: datetime | None
+    idempotency_key: str
+    log: list[AttemptOut] = Field(default_factory=list, description="only on a single delivery")
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class DeliveryPageOut(BaseModel):
+    """Deliveries, newest first; ``next_before_id`` pages on (null on the last page)."""
+
+    items: list[DeliveryOut]
+    next_before_id: int | None

@@ -299,6 +299,8 @@ def transition(
         "subject_type": current.subject_type,
         "subject_id": current.subject_id,
         "score": current.score,
+        "severity": current.severity,
+        "agency_id": current.agency_id,
         "level": level,
     }
     extra = {"assignee": assignee} if act is Action.REASSIGN else {}
@@ -384,7 +386,9 @@ def _record(
         entries.append(
             audit.AuditAction(actor, f"alert.{act.value}", "alert", row["alert_id"], details)
         )
-        payload = {k: row[k] for k in ("alert_id", "kind", "subject_type", "subject_id", "score")}
+        # kind, severity and jurisdiction route the message to webhook subscriptions
+        keys = ("alert_id", "kind", "subject_type", "subject_id", "score", "severity", "agency_id")
+        payload = {k: row.get(k) for k in keys}
         payload.update(details, actor=actor, at=stamp.isoformat())
         messages.append((f"alert.{act.value}", payload, row["jurisdiction"]))
     session.execute(sa.insert(alert_history), history)
