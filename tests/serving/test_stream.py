@@ -92,8 +92,8 @@ class Reader:
     def _read(self) -> None:
         buffer = ""
         try:
-            for chunk in self.response.iter_content(chunk_size=None, decode_unicode=True):
-                buffer += chunk
+            for chunk in self.response.iter_content(chunk_size=None):
+                buffer += chunk.decode("utf-8")
                 while "\n\n" in buffer:
                     block, buffer = buffer.split("\n\n", 1)
                     self._parse(block)
