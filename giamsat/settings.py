@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     #: loaded and swapped in without a restart); 0: only at start-up and on
     #: ``POST /v1/admin/models/reload``.
     model_reload_seconds: float = Field(default=30, ge=0)
+    #: the time the service scores open dossiers as of: ``wall`` (now: a live feed) or
+    #: ``events`` (the latest event received: a replay of past events, the demo).
+    scoring_clock: Literal["wall", "events"] = "wall"
+    #: dossiers the service re-scores per transaction after ingestion.
+    rescore_batch: int = Field(default=200, ge=1, le=100_000)
+    #: whether the service re-scores what ingestion marks in a thread of its own (off:
+    #: another process does, e.g. a second ``giamsat serve`` or ``giamsat rescore``).
+    rescore_on_ingest: bool = True
     #: share of training dossiers whose waste score would raise an alert (the alert budget).
     waste_alert_share: float = Field(default=0.01, gt=0, lt=1)
     #: share of training dossiers whose integrity score would raise an alert (at least a

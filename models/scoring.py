@@ -25,7 +25,15 @@ from models.dataset import closed_table, open_table, outcomes_of
 from models.explain import reasons_of
 from models.integrity_entity import ALPHA, MAX_ALERTS_PER_SCOPE, detect_entities
 
-__all__ = ["ALERT_COLUMNS", "SCORE_COLUMNS", "EntityBudget", "Scores", "alert_id", "score_log"]
+__all__ = [
+    "ALERT_COLUMNS",
+    "SCORE_COLUMNS",
+    "EntityBudget",
+    "Scores",
+    "alert_id",
+    "dossier_alerts",
+    "score_log",
+]
 
 SCORE_COLUMNS = (
     s.DOSSIER_ID,
@@ -177,7 +185,7 @@ def score_log(
     out = out.reset_index().rename(columns={"index": s.DOSSIER_ID})
     scores = out[list(SCORE_COLUMNS)].sort_values(s.DOSSIER_ID, ignore_index=True)
     patterns = integrity["integrity_pattern"]
-    alerts = _alerts(scores, texts, patterns)
+    alerts = dossier_alerts(scores, texts, patterns)
     if bundle.integrity is not None:
         say("entities")
         budget = entity_budget or EntityBudget()
@@ -226,7 +234,12 @@ def _reasons(out: pd.DataFrame, texts: dict[str, pd.Series]) -> pd.Series:
     return line
 
 
-def _alerts(scores: pd.DataFrame, texts: dict[str, pd.Series], patterns: pd.Series) -> pd.DataFrame:
+def dossier_alerts(
+    scores: pd.DataFrame, texts: dict[str, pd.Series], patterns: pd.Series
+) -> pd.DataFrame:
+    """The dossier alerts of a scores table (``alert_kinds``), with each kind's reasons
+    (``texts``: per kind, by dossier id) and the integrity pattern (by dossier id); the
+    online scorer's re-scoring makes its alerts here too."""
     columns = {"delay": "delay_risk", "waste": "waste_score", "integrity": "integrity_score"}
     parts = []
     for kind in KINDS:

@@ -25,6 +25,7 @@ from giamsat import __version__
 from giamsat.settings import Settings, get_settings
 from serving import handlers
 from serving.db import Store
+from serving.live import LiveScoring
 from serving.metrics import Metrics
 from serving.middleware import RequestContext
 from serving.models import ModelHolder, ModelUnavailableError
@@ -36,6 +37,7 @@ from serving.routes import (
     dossiers,
     events,
     health,
+    score,
     sla,
     stream,
     subscriptions,
@@ -70,12 +72,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         models: ModelHolder = app.state.models
         await models.reload_async()  # no model is not fatal: readiness says why
         timer = asyncio.create_task(models.run()) if models.interval > 0 else None
+        if settings.rescore_on_ingest:  # what ingestion marks (and what a crash left)
+            app.state.live.start()
         worker = _start_dispatcher(the_store, settings)
         try:
             yield
         finally:
             if worker is not None:
                 await anyio.to_thread.run_sync(_stop_dispatcher, *worker)
+            await anyio.to_thread.run_sync(app.state.live.stop)
             if timer is not None:
                 timer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -93,6 +98,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.store = the_store
     app.state.metrics = Metrics()
     app.state.models = ModelHolder(settings, app.state.metrics)
+    app.state.live = LiveScoring(the_store, settings, app.state.models, app.state.metrics)
     app.state.streams = stream.Streams()
     handlers.install(app)
     app.add_exception_handler(ModelUnavailableError, _model_unavailable)
@@ -100,7 +106,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.add_exception_handler(RedeliveryError, _redelivery)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     # the stream before the alerts: /v1/alerts/{alert_id} would take /v1/alerts/stream
-    routers = (events, dossiers, stream, alerts, sla, audit, admin, health, subscriptions)
+    routers = (events, score, dossiers, stream, alerts, sla, audit, admin, health, subscriptions)
     for module in routers:
         app.include_router(module.router)
     return app
@@ -110,6 +116,7 @@ async def _model_unavailable(request: Request, exc: Exception) -> JSONResponse:
     models: ModelHolder = request.app.state.models
     headers = {"Retry-After": str(max(1, round(models.interval)))} if models.interval else None
     return handlers.error(503, str(exc), headers=headers)
+
 
 async def _subscription_field(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SubscriptionFieldError)

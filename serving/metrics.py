@@ -57,6 +57,7 @@ class Metrics:
         self.latency_count: Counter[tuple[str, str]] = Counter()
         self.events: Counter[str] = Counter()  # new / duplicate
         self.model_reloads = 0
+        self.rescoring: Counter[str] = Counter()  # scored / failed dossiers
         self.model_reload_failures: Counter[str] = Counter()  # by stage
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -72,6 +73,11 @@ class Metrics:
         with self._lock:
             self.events["new"] += new
             self.events["duplicate"] += duplicate
+
+    def rescored(self, scored: int, failed: int) -> None:
+        with self._lock:
+            self.rescoring["scored"] += scored
+            self.rescoring["failed"] += failed
 
     def model_reloaded(self) -> None:
         with self._lock:
@@ -119,6 +125,14 @@ class Metrics:
             for outcome in ("new", "duplicate"):
                 labels = _labels(outcome=outcome)
                 lines.append(f"giamsat_events_ingested_total{labels} {self.events[outcome]}")
+            lines += [
+                "# HELP giamsat_dossiers_rescored_total Dossiers re-scored after ingestion "
+                "(failed: left out of a batch, logged).",
+                "# TYPE giamsat_dossiers_rescored_total counter",
+            ]
+            for outcome in ("scored", "failed"):
+                labels = _labels(outcome=outcome)
+                lines.append(f"giamsat_dossiers_rescored_total{labels} {self.rescoring[outcome]}")
             lines += self._model_lines(model)
         lines += [
             "# HELP giamsat_alerts Stored alerts by kind and status.",

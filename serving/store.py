@@ -28,6 +28,7 @@ from serving.users import User, restrict
 __all__ = [
     "IngestResult",
     "add_events",
+    "clean_event",
     "dossier_events",
     "get_dossier",
     "dossier_query",
@@ -208,6 +209,12 @@ def _clean_event(index: int, record: Mapping[str, Any]) -> dict[str, Any]:
     extra = record.keys() - _KNOWN
     row["attributes"] = _attributes(index, record, extra) if extra else None
     return row
+
+
+def clean_event(index: int, record: Mapping[str, Any]) -> dict[str, Any]:
+    """One event checked and converted as ingestion stores it (times in UTC, extra fields
+    in ``attributes``); :class:`InvalidEventError` names the event's ``index`` and field."""
+    return _clean_event(index, record)
 
 
 def _bad_text(index: int, field: str, record: Mapping[str, Any]) -> InvalidEventError:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 
 from features.pseudonym import is_pseudonym, pseudonym
 from features.schema import APPLICANT_ID, SUBMITTER_ID
@@ -148,8 +148,14 @@ EventBatch = Annotated[list[Any], Depends(read_batch)]
     },
 )
 def post_events(
-    request: Request, user: IngestUser, batch: EventBatch, session: TransactionDep
+    request: Request,
+    user: IngestUser,
+    batch: EventBatch,
+    session: TransactionDep,
+    background: BackgroundTasks,
 ) -> IngestOut:
     result = add_events(session, batch)
     request.app.state.metrics.ingested(result.new, result.duplicate)
+    if result.new:  # after the commit (background tasks run once the answer is sent)
+        background.add_task(request.app.state.live.wake)
     return IngestOut(new=result.new, duplicate=result.duplicate)

@@ -81,7 +81,15 @@ def train_small_bundle(log: ModelLog, rounds: int = 60) -> ModelBundle:
     threshold = waste_threshold(waste, log.events, log.ref, split, 0.01)
     integrity = fit_integrity(log.events, log.ref, split, 0.02)
     return ModelBundle(
-        delay, waste, split, threshold, metrics={"delay_auc_half": 0.5}, integrity=integrity
+        delay,
+        waste,
+        split,
+        threshold,
+        metrics={"delay_auc_half": 0.5},
+        integrity=integrity,
+        catalogue=log.ref.catalogue,
+        agencies=log.ref.agencies,
+        calendar=log.ref.calendar,
     )
 
 

@@ -144,4 +144,4 @@ def people(store: Store) -> dict[str, User]:
         }
 
 
-from tests.serving.scoring import scoring_case  # noqa: E402, F401 - a fixture for the scoring tests
+from tests.serving.scoring import scoring_case, scoring_registry  # noqa: E402, F401 - fixtures
