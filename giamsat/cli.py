@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
@@ -20,9 +20,20 @@ from features.sources import load_mapping_file
 from features.summary import summarise
 from giamsat.commands.features import features, registry
 from giamsat.commands.models import evaluate, promote, score, train
-from giamsat.commands.service import alerts_app, audit_app, db_app, labels_app, serve, users_app
+from giamsat.commands.service import (
+    alerts_app,
+    audit_app,
+    db_app,
+    labels_app,
+    rescore,
+    serve,
+    users_app,
+)
 from giamsat.commands.simulate import simulate
-from giamsat.settings import get_settings
+from giamsat.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from giamsat.demo import DemoResult
 
 app = typer.Typer(
     help="GiamSat: oversight of administrative-procedure processing logs.",
@@ -37,6 +48,7 @@ app.command("score")(score)
 app.command("evaluate")(evaluate)
 app.command("promote")(promote)
 app.command("serve")(serve)
+app.command("rescore")(rescore)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
@@ -190,8 +202,21 @@ def demo(
     ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="where to write")] = Path("var"),
     months: Annotated[int, typer.Option(min=2, max=24, help="months to simulate")] = 3,
+    serve: Annotated[
+        bool, typer.Option(help="start the service and replay recent events through it")
+    ] = True,
+    forever: Annotated[
+        bool, typer.Option(help="keep serving after the replay (until Ctrl-C)")
+    ] = True,
+    host: Annotated[str, typer.Option(help="address the service listens on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port the service listens on")] = 8000,
+    replay_days: Annotated[
+        float, typer.Option(min=0.5, max=60, help="days of recent events to replay")
+    ] = 3.0,
 ) -> None:
-    """The main job: simulate a province, ingest it and a real log, summarise both."""
+    """The main job: simulate a province, ingest it and a real log, summarise both, train
+    and promote the models, then start the service on the province and replay its recent
+    events through the ingestion API so that alerts appear."""
     from giamsat.demo import run_demo
 
     settings = get_settings()
@@ -228,6 +253,57 @@ def demo(
             table.add_row(str(alert["kind"]), str(alert["pattern"]), subject,
                           f"{alert['score']:.2f}", str(alert["reasons"]))  # fmt: skip
         out.print(table)
+    if serve and result.province is not None and result.as_of is not None:
+        _serve_demo(settings, result, host=host, port=port, replay_days=replay_days,
+                    forever=forever)  # fmt: skip
+
+
+def _serve_demo(
+    settings: Settings, result: DemoResult, *, host: str, port: int, replay_days: float,
+    forever: bool,
+) -> None:  # fmt: skip
+    from giamsat.demo_service import DEMO_USERS, Served, serve_demo
+
+    province = result.province
+    assert province is not None and result.as_of is not None
+
+    def announce(served: Served) -> None:
+        table = Table(title=f"GiamSat is serving at {served.url}", title_justify="left")
+        table.add_column("user", style="bold")
+        table.add_column("role")
+        table.add_column("API key (shown once)")
+        for name, key in served.prepared.keys.items():
+            role, scoped = DEMO_USERS[name]
+            where = f" ({served.prepared.jurisdiction})" if scoped else ""
+            table.add_row(name, role + where, key)
+        out.print(table)
+        out.print(
+            f"{served.replayed.events:,} events replayed ({served.replayed.new:,} new), "
+            f"{served.alerts:,} alerts in the inbox. Try:\n"
+            f"  curl -H 'Authorization: Bearer {served.prepared.keys['demo-inspector']}' "
+            f"'{served.url}/v1/alerts?limit=5'\n"
+            f"  API docs: {served.url}/docs" + ("   (Ctrl-C stops the service)" if forever else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    try:
+        serve_demo(
+            settings,
+            province.events,
+            province.ref,
+            province.champion.bundle,
+            province.champion.version,
+            until=result.as_of,
+            replay_days=replay_days,
+            host=host,
+            port=port,
+            forever=forever,
+            say=lambda line: console.print(line, highlight=False),
+            announce=announce,
+        )
+    except GiamSatError as exc:
+        raise _fail(exc) from exc
 
 
 #: the model figures the demo prints (the report has them all).

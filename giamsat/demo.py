@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -20,6 +20,9 @@ from features.summary import summarise
 from giamsat.settings import Settings
 from simulator.config import SimulationConfig
 from simulator.run import simulate
+
+if TYPE_CHECKING:
+    from models.registry import RegisteredBundle
 
 #: the real log the demo ingests beside the simulated one, and how to read it.
 REAL_LOG = ("receipt.xes", IngestOptions(tz="Europe/Amsterdam"), "NL")
@@ -40,6 +43,19 @@ class DemoResult:
     metrics: dict[str, float] | None = None
     alerts: pd.DataFrame | None = None
     as_of: pd.Timestamp | None = None
+    #: what the service part of the main job needs: the province's events, reference
+    #: data and the champion it serves.
+    province: Province | None = None
+
+
+@dataclass(frozen=True)
+class Province:
+    """The simulated province's events and reference data, and the champion model."""
+
+    events: pd.DataFrame
+    ref: Reference
+    champion: RegisteredBundle
+    promotion: str
 
 
 def run_demo(
@@ -75,8 +91,10 @@ def run_demo(
     feats.dossiers.to_parquet(features_dir / "dossiers.parquet")
     say(f"{len(feats.dossiers):,} dossiers x {feats.dossiers.shape[1]} features -> {features_dir}")
     labels = pd.read_csv(sim.out / "labels_dossiers.csv", dtype={"dossier_id": str})
-    trained = _models(settings, out, events, Reference(calendar, load_catalogue(
-        sim.catalogue_path), agencies), labels.set_index("dossier_id"), say)  # fmt: skip
+    ref = Reference(calendar, load_catalogue(sim.catalogue_path), agencies)
+    metrics, top, as_of, province = _models(
+        settings, out, events, ref, labels.set_index("dossier_id"), say
+    )
 
     name, options, country = REAL_LOG
     path = (data_dir / name) if data_dir is not None else None
@@ -89,7 +107,8 @@ def run_demo(
         stores[name] = _store(settings, out / f"store-{path.stem}", events, say)
         real_calendar = WorkingCalendar.for_country(country, tz=options.tz)
         summaries[name] = summarise(events, real_calendar)
-    return DemoResult(summaries, stores, features_dir, furthest_over(feats.dossiers), *trained)
+    return DemoResult(summaries, stores, features_dir, furthest_over(feats.dossiers), metrics,
+                      top, as_of, province)  # fmt: skip
 
 
 def _models(
@@ -99,16 +118,27 @@ def _models(
     ref: Reference,
     labels: pd.DataFrame,
     say: Say,
-) -> tuple[dict[str, float], pd.DataFrame, pd.Timestamp]:
-    """Train and register the delay and waste models, then score the province as of a
-    day in the test period; writes scores.csv and alerts.csv beside the stores."""
-    from models.lifecycle import score, train_and_register
+) -> tuple[dict[str, float], pd.DataFrame, pd.Timestamp, Province]:
+    """Train and register the delay and waste models, promote them over the champion if
+    they are at least as good, then score the province with the champion as of a day in
+    the test period; writes scores.csv and alerts.csv beside the stores."""
+    from models import registry
+    from models.lifecycle import promote, score, train_and_register
 
     say("training the delay, waste and integrity models (MLflow: "
         + settings.mlflow_tracking_uri + ")")  # fmt: skip
     registered = train_and_register(
         settings, events, ref, labels=labels, report_dir=out / "report", source="demo", say=say
     )
+    decision = promote(settings, events, ref, say=say)
+    promotion = (
+        f"v{decision.challenger} {'promoted to' if decision.promoted else 'not promoted over'} "
+        f"champion v{decision.champion}: {decision.reason}"
+    )
+    say(promotion)
+    champion = registry.load_bundle(settings, registry.CHAMPION)
+    if champion.version != registered.version:
+        ref = Reference(ref.calendar, ref.catalogue, ref.agencies, champion.bundle.process)
     starts = events.groupby(s.DOSSIER_ID, observed=True)[s.TIMESTAMP].min()
     as_of = pd.Timestamp(starts.sort_values().iloc[int(len(starts) * 0.9)]).floor("h")
     result, which = score(settings, events, ref, as_of=as_of, say=say)
@@ -128,7 +158,8 @@ def _models(
         [savable, alerts[alerts["kind"] == "waste"].head(3), by_dossier, by_entity],
         ignore_index=True,
     )
-    return registered.bundle.metrics, top, as_of
+    province = Province(events, ref, champion, promotion)
+    return registered.bundle.metrics, top, as_of, province
 
 
 def furthest_over(dossiers: pd.DataFrame, n: int = 8) -> pd.DataFrame:

@@ -74,8 +74,12 @@ def stored_events(
     session: Session, dossier_ids: Sequence[str] | None = None, *, tz: str = s.DEFAULT_TZ
 ) -> pd.DataFrame:
     """The stored events (of ``dossier_ids``, default all) as a canonical frame in ``tz``
-    with their extra source columns, sorted as the feature pipeline wants them."""
-    table = sa.select(*(events.c[c] for c in _COLUMNS), events.c.attributes)
+    with their extra source columns, sorted as the feature pipeline wants them (events
+    sent without ``seq`` count as 0 and tie in event-id order)."""
+    seq = sa.func.coalesce(events.c.seq, 0)  # no source order given: the event id's
+    table = sa.select(*(events.c[c] for c in _COLUMNS), events.c.attributes).order_by(
+        events.c.dossier_id, events.c.timestamp, seq, events.c.event_id
+    )
     if dossier_ids is None:
         rows = [tuple(r) for r in session.execute(table)]
     else:
@@ -90,6 +94,7 @@ def stored_events(
         frame = frame.join(pd.DataFrame.from_records(extra, index=frame.index))
     for column in s.TIME_COLUMNS:
         frame[column] = pd.to_datetime(frame[column], utc=True)
+    frame[s.SEQ] = frame[s.SEQ].fillna(0).astype("int64")
     return s.sort_events(s.coerce_events(frame, tz=tz))
 
 

@@ -300,3 +300,47 @@ def serve(
         )
     finally:
         store.dispose()
+
+
+def rescore(
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="score as of this time (ISO 8601 with offset; default: "
+                     "the latest stored event)"),
+    ] = None,
+    alias: Annotated[str, typer.Option(help="the registered model's alias")] = "champion",
+    url: UrlOption = None,
+) -> None:  # fmt: skip
+    """Score every stored dossier with the batch pipeline and write scores and alerts into
+    the store, entity alerts (officers, intermediaries, agencies) included; alerts no
+    longer raised are closed. The service re-scores dossiers live as events arrive; run
+    this daily (or after a promotion) for the entity alerts, which need the whole log."""
+    import pandas as pd
+
+    from features.calendar import WorkingCalendar
+    from models import registry
+    from models.scoring import EntityBudget
+    from serving.rescoring import rescore_all
+
+    settings = get_settings()
+    stamp = _instant(as_of, "--as-of")
+    try:
+        found = registry.load_bundle(settings, alias)
+    except GiamSatError as exc:
+        raise _fail(exc) from exc
+    calendar = WorkingCalendar.for_country(settings.holiday_country, tz=settings.timezone)
+    ref = found.bundle.reference(calendar)
+    budget = EntityBudget(settings.entity_alert_fdr, settings.entity_alerts_per_province)
+    console.print(f"scoring with {settings.model_name} v{found.version} ({alias})")
+    with _session(url, write=True) as session:
+        done = rescore_all(
+            session,
+            found.bundle,
+            ref,
+            as_of=None if stamp is None else pd.Timestamp(stamp),
+            model_version=found.version,
+            budget=budget,
+            tz=settings.timezone,
+            say=lambda line: console.print(line, highlight=False),
+        )
+    out.print(done.describe())
