@@ -24,6 +24,7 @@ from giamsat.commands.service import (
     alerts_app,
     audit_app,
     db_app,
+    dispatch,
     labels_app,
     rescore,
     serve,
@@ -49,6 +50,7 @@ app.command("evaluate")(evaluate)
 app.command("promote")(promote)
 app.command("serve")(serve)
 app.command("rescore")(rescore)
+app.command("dispatch")(dispatch)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")

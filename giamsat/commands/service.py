@@ -302,6 +302,52 @@ def serve(
         store.dispose()
 
 
+def dispatch(
+    once: Annotated[
+        bool, typer.Option("--once", help="run rounds until nothing is due, then exit")
+    ] = False,
+    url: UrlOption = None,
+) -> None:
+    """Run the webhook dispatcher (serving.dispatcher): fan the outbox out to the
+    subscriptions and post the deliveries, with retries, until stopped (SIGTERM or
+    Ctrl-C). Run as many as wanted: they share the work through the database."""
+    import signal
+    import threading
+
+    from giamsat.settings import InsecureSettingsError
+    from serving.dispatcher import Dispatcher, Round
+
+    store = _store(url)
+    try:
+        dispatcher = Dispatcher.from_settings(store, get_settings())
+    except InsecureSettingsError as exc:
+        store.dispose()
+        raise _fail(exc) from exc
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    console.print(f"{dispatcher.worker} dispatching from {store.engine.url!r}", highlight=False)
+    try:
+        if once:
+            done = Round()
+            while True:
+                step = dispatcher.run_once()
+                done.add(step)
+                if not step.busy:
+                    break
+        else:
+            done = dispatcher.run(stop)
+    except KeyboardInterrupt:
+        done = Round()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        dispatcher.close()
+        store.dispose()
+    out.print(
+        f"{done.fanned_out:,} deliveries created, {done.delivered:,} delivered, "
+        f"{done.retried:,} to retry, {done.dead:,} dead-lettered"
+    )
+
+
 def rescore(
     as_of: Annotated[
         str | None,

@@ -6,11 +6,16 @@ several dispatchers at once never send a delivery twice."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -346,3 +351,75 @@ def test_a_secret_that_does_not_decrypt_fails_the_attempts_without_sending(
     with store.read() as session:
         dead = get_delivery(session, SYSTEM, 1, 1)
     assert "GIAMSAT_WEBHOOK_SECRET_KEY" in (dead.last_error or "")
+
+
+def _dispatch_process(store: Store, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    """``giamsat dispatch`` in a process of its own, over ``store``."""
+    env = {
+        **os.environ,
+        "GIAMSAT_DATABASE_URL": store.engine.url.render_as_string(hide_password=False),
+        "GIAMSAT_WEBHOOK_SECRET_KEY": KEY.decode(),
+        "GIAMSAT_DISPATCH_CONCURRENCY": "1",
+        "GIAMSAT_DISPATCH_LEASE_SECONDS": str(FAST.lease_seconds),
+        "GIAMSAT_DISPATCH_TIMEOUT_SECONDS": str(FAST.timeout_seconds),
+        "GIAMSAT_DISPATCH_BACKOFF_SECONDS": "0.01",
+        "GIAMSAT_DISPATCH_POLL_SECONDS": "0.05",
+    }
+    # the command alone (``giamsat dispatch`` without the rest of the CLI's imports)
+    run = "import typer; from giamsat.commands.service import dispatch; typer.run(dispatch)"
+    command = [sys.executable, "-c", run, *args]
+    return subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+@pytest.mark.slow  # a process of its own costs its imports (6-8 s a backend here)
+def test_a_sigkilled_dispatch_process_loses_nothing(
+    store: Store, receiver: Receiver, tmp_path: Path
+) -> None:
+    sub = subscribe(store, receiver, "/a")
+    alert_changes(store)
+    receiver.delay = 0.15  # a slow receiver, so the kill lands mid-batch
+    worker = _dispatch_process(store, tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while len(receiver.keys("/a")) < 2:
+            assert worker.poll() is None, worker.communicate()
+            assert time.monotonic() < deadline, "the dispatcher sent nothing"
+            time.sleep(0.02)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.communicate()
+    assert 2 <= len(receiver.keys("/a")) < 10
+    assert statuses(store).get("pending", 0) > 0  # claimed by the dead process
+    receiver.delay = 0.0
+    time.sleep(FAST.lease_seconds)
+    restarted = dispatcher(store)
+    try:
+        restarted.drain(timeout=20)
+    finally:
+        restarted.close()
+    assert set(receiver.keys("/a")) == expected_keys(store, sub, lambda m: True)
+    assert statuses(store) == {"delivered": 10}
+
+
+def test_giamsat_dispatch_once_delivers_and_says_what_it_did(
+    store: Store, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from giamsat.cli import app
+    from giamsat.settings import get_settings
+
+    subscribe(store, receiver, "/a", jurisdictions=["J1"])
+    alert_changes(store)
+    monkeypatch.setenv("GIAMSAT_DATABASE_URL", store.engine.url.render_as_string(False))
+    monkeypatch.setenv("GIAMSAT_WEBHOOK_SECRET_KEY", KEY.decode())
+    get_settings.cache_clear()
+    try:
+        done = CliRunner().invoke(app, ["dispatch", "--once"])
+    finally:
+        get_settings.cache_clear()
+    assert done.exit_code == 0, done.output
+    assert "7 deliveries created, 7 delivered, 0 to retry" in done.output
+    assert len(receiver.keys("/a")) == 7
