@@ -270,17 +270,15 @@ def _serve_demo(
     assert province is not None and result.as_of is not None
 
     def announce(served: Served) -> None:
-        table = Table(title=f"GiamSat is serving at {served.url}", title_justify="left")
-        table.add_column("user", style="bold")
-        table.add_column("role")
-        table.add_column("API key (shown once)")
+        out.print(f"GiamSat is serving at {served.url}; the demo users' API keys (shown once):",
+                  style="bold", highlight=False)  # fmt: skip
         for name, key in served.prepared.keys.items():
             role, scoped = DEMO_USERS[name]
-            where = f" ({served.prepared.jurisdiction})" if scoped else ""
-            table.add_row(name, role + where, key)
-        out.print(table)
+            where = f", jurisdiction {served.prepared.jurisdiction}" if scoped else ""
+            out.print(f"  {name} ({role}{where}): {key}", highlight=False, soft_wrap=True)
         out.print(
-            f"{served.replayed.events:,} events replayed ({served.replayed.new:,} new), "
+            f"{served.replayed.events:,} events replayed ({served.replayed.new:,} new) and "
+            f"their dossiers re-scored {served.settled_seconds:.1f} s after the last batch; "
             f"{served.alerts:,} alerts in the inbox. Try:\n"
             f"  curl -H 'Authorization: Bearer {served.prepared.keys['demo-inspector']}' "
             f"'{served.url}/v1/alerts?limit=5'\n"

@@ -218,6 +218,8 @@ class Served:
     prepared: Prepared
     replayed: Replayed
     alerts: int
+    #: seconds from the end of the replay until no dossier waited for re-scoring.
+    settled_seconds: float
 
 
 def _free(host: str, port: int) -> None:
@@ -284,8 +286,10 @@ def serve_demo(
             replayed = replay(url, prepared.keys["demo-ingest"], recent, say=say)
             say(f"replayed {replayed.events:,} events in {replayed.seconds:.1f} s "
                 f"({replayed.rate:,.0f} events/s); waiting for the re-scoring")  # fmt: skip
+            started = time.perf_counter()
             alerts = _settled(url, prepared.keys["demo-admin"])
-            done["served"] = Served(url, prepared, replayed, alerts)
+            settled = time.perf_counter() - started
+            done["served"] = Served(url, prepared, replayed, alerts, settled)
             announce(done["served"])
         except BaseException as exc:  # noqa: BLE001 - reported by the caller's thread
             failed.append(exc)
