@@ -7,6 +7,7 @@ half-way with a stale snapshot. Reads start deferred and never block writers.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,10 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 POOL_SIZE = 10
 POOL_OVERFLOW = 30
 _BEGIN = "giamsat_begin"
+
+
+class StoreBusyError(TimeoutError):
+    """A SQLite write waited longer than the busy timeout for its turn."""
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -82,6 +87,12 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._writer = engine.execution_options(**{_BEGIN: "IMMEDIATE"})
+        # SQLite takes one writer at a time; this process's writers queue here, handed
+        # the turn at once, instead of in SQLite's busy handler, which polls with sleeps
+        # of up to 100 ms (32 concurrent ingestion requests left the database idle
+        # between them and ran past the busy timeout). Other processes still meet the
+        # busy timeout.
+        self._write_turn = threading.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def from_url(cls, url: str | URL, **kwargs: Any) -> Store:
@@ -94,8 +105,17 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A write transaction (serialised with other writers on SQLite)."""
-        with Session(self._writer, expire_on_commit=False) as session, session.begin():
-            yield session
+        turn = self._write_turn
+        if turn is not None and not turn.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise StoreBusyError(
+                f"another write held the store for {SQLITE_BUSY_TIMEOUT_MS // 1000} s; retry"
+            )
+        try:
+            with Session(self._writer, expire_on_commit=False) as session, session.begin():
+                yield session
+        finally:
+            if turn is not None:
+                turn.release()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
