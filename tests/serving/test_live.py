@@ -181,3 +181,37 @@ def test_the_worker_rescores_what_ingestion_marks(
         assert status["pending"] == 0 and status["failed"] == 0, status
         metrics = api.client.get("/metrics").text
         assert 'giamsat_dossiers_rescored_total{outcome="scored"}' in metrics
+
+
+def test_a_crash_while_writing_scores_leaves_the_dossiers_waiting(
+    live_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scores, alerts and the 'scored' mark are one transaction: a failure after the
+    scores were written rolls all back, and the next run does the work."""
+    import serving.live as live_module
+
+    store, live = live_api.store, live_api.app.state.live
+    waiting = live.pending()
+    assert waiting > 0  # the history was stored, never scored
+    with store.read() as session:
+        before = session.execute(sa.select(sa.func.count()).select_from(alerts)).scalar_one()
+    real = live_module.write_scores
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)  # scores and alerts written in the transaction...
+        raise RuntimeError("power cut")  # ...which then never commits
+
+    monkeypatch.setattr(live_module, "write_scores", crash)
+    with pytest.raises(RuntimeError, match="power cut"):
+        live.rescore_pending(limit=50)
+    with store.read() as session:
+        assert (
+            session.execute(sa.select(sa.func.count()).select_from(alerts)).scalar_one() == before
+        )
+        scored = sa.select(sa.func.count()).where(dossiers.c.scored_at.is_not(None))
+        assert session.execute(scored).scalar_one() == 0
+    assert live.pending() == waiting
+    monkeypatch.setattr(live_module, "write_scores", real)
+    done = live.rescore_pending(limit=50)
+    assert done is not None and done.dossiers == 50
+    assert live.pending() == waiting - 50
