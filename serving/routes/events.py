@@ -18,6 +18,7 @@ from serving.schemas import EVENT_EXAMPLE, EventIn, IngestOut, error_responses
 from serving.store import add_events
 
 router = APIRouter(prefix="/v1", tags=["events"])
+_UNSEEN: Any = object()
 #: bytes one event may take on average before a batch is refused unread (413).
 BYTES_PER_EVENT = 8192
 
@@ -35,24 +36,30 @@ A JSON array of canonical events (at most `max_batch_events`, 500 by default).
 """
 
 
+def _pseudonym_of(raw: str, key: bytes, key_id: str) -> str | None:
+    if not raw:
+        return None
+    return raw if is_pseudonym(raw) else pseudonym(raw, key, key_id)
+
+
 def _pseudonymised(batch: list[Any], settings: Settings) -> list[Any]:
+    """``batch`` (parsed from this request's body, so changed in place) with applicants
+    and submitters pseudonymised, each distinct value hashed once (a dossier's events
+    repeat its applicant)."""
     key = settings.pseudonym_key.get_secret_value().encode()
-    out: list[Any] = []
+    key_id = settings.pseudonym_key_id
+    done: dict[str, str | None] = {}
     for record in batch:
-        if isinstance(record, Mapping):
-            record = dict(record)
-            for field in (APPLICANT_ID, SUBMITTER_ID):
-                value = record.get(field)
-                if isinstance(value, str):
-                    value = value.strip()
-                    if not value:
-                        record[field] = None
-                    elif not is_pseudonym(value):
-                        record[field] = pseudonym(value, key, settings.pseudonym_key_id)
-                    else:
-                        record[field] = value
-        out.append(record)
-    return out
+        if not isinstance(record, dict):
+            continue
+        for field in (APPLICANT_ID, SUBMITTER_ID):
+            value = record.get(field)
+            if isinstance(value, str):
+                out = done.get(value, _UNSEEN)
+                if out is _UNSEEN:
+                    out = done[value] = _pseudonym_of(value.strip(), key, key_id)
+                record[field] = out
+    return batch
 
 
 async def read_batch(request: Request, settings: SettingsDep) -> list[Any]:
