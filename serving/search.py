@@ -13,7 +13,9 @@ every match:
   with a jurisdiction or agency, each (code, status); for an inspector, each of their
   codes and statuses), each in the inbox's order (score DESC, alert_id) and cut at
   ``offset + limit + 1`` rows, then merged (revision 0003's indexes). The union of each
-  scan's first rows holds the first rows of the whole list, so the page is exact.
+  scan's first rows holds the first rows of the whole list, so the page is exact. The
+  scans are one statement of constant size whatever their number: a LATERAL join on
+  PostgreSQL, a correlated ``IN`` per row of a JSON list on SQLite.
 - The next page can start where this one ended (``cursor``: the last row's score and
   id), which costs the same at page 1,000 as at page 1; ``offset`` costs its rows.
 - ``total`` counts at most :data:`COUNT_CAP` matches and says whether it stopped there.
@@ -155,12 +157,6 @@ class _Split:
     values: list[str]
     statuses: list[str]
     restricted: bool
-
-    def conditions(self) -> list[list[sa.ColumnElement[bool]]]:
-        if self.lead is None:
-            return [[alerts.c.status == s] for s in self.statuses]
-        lead = self.lead
-        return [[lead == v, alerts.c.status == s] for v in self.values for s in self.statuses]
 
 
 def _split(user: User, filters: AlertFilters) -> _Split | None:
