@@ -6,9 +6,10 @@ dossiers (``events_changed_at``). A worker thread (:class:`LiveScoring`, started
 app) takes the waiting dossiers from the store's partial index (revision 0004), reads
 their events, re-scores them with :class:`models.online.OnlineScorer` (the batch
 pipeline's features and scores, without its per-call frames) and writes scores and alerts
-through :func:`serving.rescoring.write_scores`, all in one transaction per batch of
-dossiers. The store is the queue: after a crash the worker finds what was waiting, and a
-dossier whose events change while it is being scored stays waiting.
+through :func:`serving.rescoring.write_scores` in one short transaction per batch of
+dossiers (the scoring itself holds no transaction, so ingestion never waits for it). The
+store is the queue: after a crash the worker finds what was waiting, and a dossier whose
+events change while it is being scored stays waiting.
 
 The per-model state (the scorer, and the :class:`features.online_context.OnlineContext`
 of the province: recent outcomes, backlogs) is built from the stored events when a model
@@ -181,23 +182,24 @@ class LiveScoring:
             return None
         model, live = self.state()
         size = limit or self.settings.rescore_batch
-        with self.store.transaction() as session:
+        # read, then score with no transaction open (SQLite has one writer: ingestion
+        # must not wait for the scoring), then write in one short transaction
+        with self.store.read() as session:
             ids = pending_dossiers(session, limit=size)
             if not ids:
                 return None
-            seen = changed_at(session, ids)
+            seen = changed_at(session, ids)  # before the events: see changed_at
             frame = stored_events(session, ids, tz=self.settings.timezone)
-            groups = _groups(frame)
-            as_of = self.as_of(frame[s.TIMESTAMP].max() if len(frame) else None)
-            with live.lock:
-                for events in groups.values():
-                    live.context.observe(events, live.ref, as_of)
-                results = self._score(live, list(groups.values()), frame, as_of)
-            scored = [r.dossier_id for r in results]
-            done = write_scores(
-                session, score_tables(results, as_of), model_version=model.version,
-                subjects=scored,
-            )  # fmt: skip
+        groups = _groups(frame)
+        as_of = self.as_of(frame[s.TIMESTAMP].max() if len(frame) else None)
+        with live.lock:
+            for events in groups.values():
+                live.context.observe(events, live.ref, as_of)
+            results = self._score(live, list(groups.values()), frame, as_of)
+        scored = [r.dossier_id for r in results]
+        tables = score_tables(results, as_of)
+        with self.store.transaction() as session:
+            done = write_scores(session, tables, model_version=model.version, subjects=scored)
             mark_scored(session, seen)  # failed dossiers too: retried when their events change
         self._count(done, seen, len(ids) - len(scored))
         return done
