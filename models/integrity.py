@@ -51,6 +51,8 @@ FLOW_MULTIPLICITY = 4
 BREACH_SHARE = 0.1
 #: a statistical rule whose evidence more training dossiers show than this is left out.
 MAX_PREVALENCE = 0.05
+#: the patterns the learned detectors point at.
+LEARNED_PATTERNS = {FLOW: "process_deviation", RESIDUAL: "unusual_dossier"}
 #: reasons kept per dossier.
 TOP_REASONS = 2
 #: detectors whose tail probability is above this say nothing in the reasons.
@@ -195,8 +197,7 @@ class IntegrityModel(BaseEstimator):
         shown = np.minimum(p, 1.0)
         out = pd.DataFrame({f"p_{n}": shown[:, i] for i, n in enumerate(names)}, index=table.index)
         out.insert(0, "integrity_score", combine(p))
-        patterns = {r.name: r.pattern for r in rules} | {FLOW: "process_deviation",
-                                                           RESIDUAL: "unusual_dossier"}  # fmt: skip
+        patterns = {r.name: r.pattern for r in rules} | LEARNED_PATTERNS
         strongest = np.argmin(p, axis=1) if p.shape[1] else np.zeros(len(table), np.int64)
         out["integrity_pattern"] = np.where(
             out["integrity_score"] > 0, np.array([patterns[n] for n in names])[strongest], ""
@@ -224,8 +225,10 @@ class IntegrityModel(BaseEstimator):
         if not len(rows):
             return reasons
         sub = table.iloc[rows]
+        records = sub.to_dict("records")
         for rule in rules:
-            texts[rule.name] = rule.reason(sub).set_axis(sub.index)
+            said: list[str] = [rule.says(r) for r in records]
+            texts[rule.name] = pd.Series(said, index=sub.index, dtype=object)
         if flow is not None:
             texts[FLOW] = flow["flow_reason"].iloc[rows].astype(str)
         if self.residual_ is not None:

@@ -39,7 +39,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from features import schema as s
 
-__all__ = ["FAMILIES", "FlowDetector"]
+__all__ = [
+    "FAMILIES",
+    "FlowDetector",
+    "foreign_sentence",
+    "missing_sentence",
+    "order_sentence",
+    "repeat_sentence",
+]
 
 FAMILIES: tuple[str, ...] = ("order", "repeat", "missing", "foreign")
 #: quantile levels kept of each family's fitted distribution: evenly spaced, then ever
@@ -398,10 +405,12 @@ class FlowDetector(BaseEstimator):
 
     # --- reasons -----------------------------------------------------------------------
 
+    def names(self) -> list[str]:
+        """The name shown for each activity code (the last code: any activity unseen)."""
+        return [*(str(v).rsplit(_SEP, 1)[-1] for v in self.vocabulary_), "an activity never seen"]
+
     def _name(self, code: np.ndarray) -> np.ndarray:
-        shown = [str(v).rsplit(_SEP, 1)[-1] for v in self.vocabulary_]
-        names = np.asarray([*shown, "an activity never seen"], dtype=object)
-        return names[np.asarray(code, dtype=np.int64)]
+        return np.asarray(self.names(), dtype=object)[np.asarray(code, dtype=np.int64)]
 
     def _reasons(self, out: pd.DataFrame) -> pd.Series:
         reasons = np.full(len(out), _NOTHING, dtype=object)
@@ -434,8 +443,7 @@ class FlowDetector(BaseEstimator):
         total = out["_order_total"].to_numpy()
         seen = out["_order_seen"].to_numpy()
         return [
-            f"'{a}' came {_done(g)} '{b}', as in {100 * x / max(t, 1):.0f}% of the {t:.0f} "
-            f"other dossiers with both (usually: {self._relation_name(u)})"
+            order_sentence(a, b, g, self._relation_name(u), t, x)
             for a, b, g, u, t, x in zip(first, second, gap, usual, total, seen, strict=True)
         ]
 
@@ -454,30 +462,19 @@ class FlowDetector(BaseEstimator):
     def _why_foreign(self, out: pd.DataFrame) -> list[str]:
         name = self._name(out["_foreign_activity"].to_numpy())
         share = out["_foreign_share"].to_numpy()
-        return [
-            f"'{a}' does not belong with the other steps: at most {100 * p:.1f}% of the "
-            "dossiers with any one of them also have it"
-            for a, p in zip(name, share, strict=True)
-        ]
+        return [foreign_sentence(a, p) for a, p in zip(name, share, strict=True)]
 
     def _why_repeat(self, out: pd.DataFrame) -> list[str]:
         name = self._name(out["_repeat_activity"].to_numpy())
         times = out["_repeat_times"].to_numpy()
         share = out["_repeat_share"].to_numpy()
-        return [
-            f"'{a}' was done {k} times; {100 * p:.1f}% of the dossiers with it do it that often"
-            for a, k, p in zip(name, times, share, strict=True)
-        ]
+        return [repeat_sentence(a, k, p) for a, k, p in zip(name, times, share, strict=True)]
 
     def _why_missing(self, out: pd.DataFrame) -> list[str]:
         gone = self._name(out["_missing_activity"].to_numpy())
         after = self._name(out["_missing_after"].to_numpy())
         share = out["_missing_share"].to_numpy()
-        return [
-            f"'{b}' is missing, although '{c}' is done and {100 * p:.0f}% of the dossiers "
-            f"with '{c}' do '{b}' before it or with it"
-            for b, c, p in zip(gone, after, share, strict=True)
-        ]
+        return [missing_sentence(b, c, p) for b, c, p in zip(gone, after, share, strict=True)]
 
     # --- state -------------------------------------------------------------------------
 
@@ -520,6 +517,42 @@ class FlowDetector(BaseEstimator):
             for f, (q, level) in data["quantiles"].items()
         }
         return model
+
+
+# --- the sentences of the reasons (shared with models.integrity_flow_online) -------------
+
+
+def order_sentence(
+    first: str, second: str, gap: float, usual: str, total: float, seen: float
+) -> str:
+    """The order-and-timing reason: ``first`` came ``gap`` (time units of the encoded
+    log) before ``second``, a relation ``seen`` times among ``total`` comparable dossiers,
+    whose usual relation reads ``usual``."""
+    return (
+        f"'{first}' came {_done(gap)} '{second}', as in {100 * seen / max(total, 1):.0f}% of "
+        f"the {total:.0f} other dossiers with both (usually: {usual})"
+    )
+
+
+def foreign_sentence(activity: str, share: float) -> str:
+    return (
+        f"'{activity}' does not belong with the other steps: at most {100 * share:.1f}% of "
+        "the dossiers with any one of them also have it"
+    )
+
+
+def repeat_sentence(activity: str, times: int, share: float) -> str:
+    return (
+        f"'{activity}' was done {times} times; {100 * share:.1f}% of the dossiers with it do "
+        "it that often"
+    )
+
+
+def missing_sentence(missing: str, after: str, share: float) -> str:
+    return (
+        f"'{missing}' is missing, although '{after}' is done and {100 * share:.0f}% of the "
+        f"dossiers with '{after}' do '{missing}' before it or with it"
+    )
 
 
 def _usual(counts: np.ndarray, low_first: np.ndarray) -> np.ndarray:

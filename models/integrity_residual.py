@@ -21,7 +21,7 @@ from features.process import NotFittedError
 from models.explain import describe
 from models.tails import procedure_groups
 
-__all__ = ["RESIDUAL_COLUMNS", "ResidualDetector"]
+__all__ = ["RESIDUAL_COLUMNS", "ResidualDetector", "residual", "scaled"]
 
 #: behaviour features the residual looks at (those present in a table are used).
 RESIDUAL_COLUMNS = (
@@ -57,7 +57,11 @@ POOLED = "*"
 
 
 def _transform(table: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    x = table[columns].to_numpy(dtype=np.float64, na_value=np.nan)
+    return scaled(table[columns].to_numpy(dtype=np.float64, na_value=np.nan))
+
+
+def scaled(x: np.ndarray) -> np.ndarray:
+    """Features (dossiers x columns, NaN where missing) on the detector's log scale."""
     return np.nan_to_num(np.sign(x) * np.log1p(np.abs(x)), nan=0.0)
 
 
@@ -81,7 +85,8 @@ def _model(x: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _residual(x: np.ndarray, m: dict[str, Any]) -> np.ndarray:
+def residual(x: np.ndarray, m: dict[str, Any]) -> np.ndarray:
+    """What the group model ``m`` leaves of scaled features (dossiers x columns)."""
     z = (x - np.asarray(m["centre"])) / np.asarray(m["spread"])
     d = z - np.asarray(m["mean"])
     comps = np.asarray(m["components"], dtype=np.float64).reshape(-1, x.shape[1])
@@ -114,7 +119,7 @@ class ResidualDetector(BaseEstimator):
         out = np.zeros_like(x)
         for key in pd.unique(keys):
             at = keys == key
-            out[at] = _residual(x[at], self.models_[str(key)])
+            out[at] = residual(x[at], self.models_[str(key)])
         return out
 
     def score_samples(self, table: pd.DataFrame) -> np.ndarray:

@@ -6,19 +6,32 @@ dossier as of a time) into one evidence value per dossier, >= 0, where 0 means "
 seen" and larger means more suspicious. :mod:`models.integrity` learns how rare each
 value is per procedure and combines the rules. A rule whose columns a log lacks (route
 rules without a procedure catalogue, backdating without ``recorded_at``) is left out.
+Each rule's evidence and sentence also read one dossier's features as a mapping (the
+online path, :mod:`models.integrity_online`), with the same values and texts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from features.dossier_timing import RECORD_LAG_HOURS
 
-__all__ = ["NEAR_DEADLINE_SHARE", "RULES", "Rule", "rules_for"]
+__all__ = [
+    "NEAR_DEADLINE_SHARE",
+    "RULES",
+    "ClockEvidence",
+    "Evidence",
+    "Rule",
+    "Total",
+    "rules_for",
+]
 
 #: a clock stop begun after this share of the statutory time is "close to the deadline".
 NEAR_DEADLINE_SHARE = 0.75
@@ -31,16 +44,80 @@ RECORD_INVERSION_HOURS = 1.0
 #: idle for at least this share of the statutory time before the rush: most of it wasted.
 IDLE_SHARE = 0.5
 
-Evidence = Callable[[pd.DataFrame], np.ndarray]
-Reason = Callable[[pd.DataFrame], pd.Series]
+Row = Mapping[Any, Any]
+Reason = Callable[[Row], str]
+
+
+class Evidence(Protocol):
+    """A rule's evidence: over a feature table, one value per dossier (vectorised), and
+    the same value for one dossier's features (a mapping of column -> value, the online
+    path), both >= 0 with 0 for "nothing seen"."""
+
+    def __call__(self, frame: pd.DataFrame) -> np.ndarray: ...
+
+    def row(self, values: Row) -> float: ...
 
 
 def _col(frame: pd.DataFrame, name: str) -> np.ndarray:
     return np.nan_to_num(frame[name].to_numpy(dtype=np.float64, na_value=np.nan), nan=0.0)
 
 
-def _fmt(frame: pd.DataFrame, name: str, spec: str = ".0f") -> pd.Series:
-    return frame[name].astype("float64").map(("{:" + spec + "}").format)
+def _num(values: Row, name: str) -> float:
+    """One feature as a float, NaN when missing (None, NA, NaN)."""
+    try:
+        return float(values[name])
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _value(values: Row, name: str) -> float:
+    """One feature as :func:`_col` reads it: missing as 0, infinities as the largest
+    floats (``np.nan_to_num``)."""
+    x = _num(values, name)
+    if x != x:
+        return 0.0
+    if math.isinf(x):
+        return math.copysign(sys.float_info.max, x)
+    return x
+
+
+def _fmt(values: Row, name: str, spec: str = ".0f") -> str:
+    return format(_num(values, name), spec)
+
+
+@dataclass(frozen=True)
+class Total:
+    """Evidence: the sum of ``columns`` (missing counts 0), less ``minus`` (floored at 0)
+    when given, and 0 unless at least ``at_least`` / above ``above`` when given."""
+
+    columns: tuple[str, ...]
+    minus: float = 0.0
+    at_least: float | None = None
+    above: float | None = None
+
+    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+        x = _col(frame, self.columns[0])
+        for name in self.columns[1:]:
+            x = x + _col(frame, name)
+        if self.minus:
+            x = np.maximum(x - self.minus, 0.0)
+        if self.at_least is not None:
+            x = np.where(x >= self.at_least, x, 0.0)
+        if self.above is not None:
+            x = np.where(x > self.above, x, 0.0)
+        return x
+
+    def row(self, values: Row) -> float:
+        x = _value(values, self.columns[0])
+        for name in self.columns[1:]:
+            x = x + _value(values, name)
+        if self.minus:
+            x = max(x - self.minus, 0.0)
+        if self.at_least is not None and not x >= self.at_least:
+            x = 0.0
+        if self.above is not None and not x > self.above:
+            x = 0.0
+        return x
 
 
 @dataclass(frozen=True)
@@ -48,14 +125,15 @@ class Rule:
     """One detector over dossier features.
 
     ``pattern``: the kind of wrongdoing it points at (shown to inspectors, and the name
-    evaluation joins ground truth on); ``columns``: the features it needs.
+    evaluation joins ground truth on); ``columns``: the features it needs; ``says``: its
+    sentence for one dossier's features.
     """
 
     name: str
     pattern: str
     columns: tuple[str, ...]
     evidence: Evidence
-    reason: Reason
+    says: Reason
     #: how many comparisons the rule makes (a residual over 20 features is 20 chances
     #: to look unusual by luck, a count of skipped steps one): its p is multiplied by it.
     multiplicity: int = 1
@@ -63,6 +141,11 @@ class Rule:
     #: a full-online service) rather than a statistical oddity: any breach outranks every
     #: statistical finding, and more breaches outrank fewer.
     breach: bool = False
+
+    def reason(self, frame: pd.DataFrame) -> pd.Series:
+        """The sentence of each dossier of a feature table."""
+        texts = [self.says(values) for values in frame.to_dict("records")]
+        return pd.Series(texts, index=frame.index, dtype=object)
 
 
 def _near_deadline(f: pd.DataFrame, share_column: str) -> np.ndarray:
@@ -74,30 +157,53 @@ def _near_deadline(f: pd.DataFrame, share_column: str) -> np.ndarray:
     return near & (share * _col(f, "statutory_days") >= RECEPTION_CHECK_DAYS)
 
 
-def _clock_evidence(f: pd.DataFrame) -> np.ndarray:
+def _near_deadline_row(values: Row, share_column: str) -> bool:
+    """:func:`_near_deadline` of one dossier."""
+    share = _value(values, share_column)
+    near = NEAR_DEADLINE_SHARE <= share < 1.0
+    return near and share * _value(values, "statutory_days") >= RECEPTION_CHECK_DAYS
+
+
+class ClockEvidence:
     """How close to the deadline the stop that kept the dossier "on time" began (the
     share of the statutory time used), 0 when no stop did: either a request for documents
     close to the deadline whose receipt restarted the reported clock of a dossier late by
     the honest clock, or a stop close to the deadline lifted only minutes before the
     result (a pause that covered the overrun)."""
-    on_time = _col(f, "late_reported") == 0
-    request = _near_deadline(f, "last_supplement_share_elapsed")
-    hidden = request & (_col(f, "late_honest") == 1) & on_time
-    after = f["work_after_last_stop_days"].to_numpy(dtype=np.float64, na_value=np.nan)
-    lifted = _near_deadline(f, "last_stop_share_elapsed") & (after < 0.05) & on_time
-    share = np.where(hidden, _col(f, "last_supplement_share_elapsed"), 0.0)
-    return np.where(lifted, np.maximum(share, _col(f, "last_stop_share_elapsed")), share)
+
+    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+        f = frame
+        on_time = _col(f, "late_reported") == 0
+        request = _near_deadline(f, "last_supplement_share_elapsed")
+        hidden = request & (_col(f, "late_honest") == 1) & on_time
+        after = f["work_after_last_stop_days"].to_numpy(dtype=np.float64, na_value=np.nan)
+        lifted = _near_deadline(f, "last_stop_share_elapsed") & (after < 0.05) & on_time
+        share = np.where(hidden, _col(f, "last_supplement_share_elapsed"), 0.0)
+        return np.where(lifted, np.maximum(share, _col(f, "last_stop_share_elapsed")), share)
+
+    def row(self, values: Row) -> float:
+        on_time = _value(values, "late_reported") == 0
+        request = _near_deadline_row(values, "last_supplement_share_elapsed")
+        hidden = request and _value(values, "late_honest") == 1 and on_time
+        after = _num(values, "work_after_last_stop_days")
+        lifted = _near_deadline_row(values, "last_stop_share_elapsed") and after < 0.05
+        share = _value(values, "last_supplement_share_elapsed") if hidden else 0.0
+        if lifted and on_time:
+            return max(share, _value(values, "last_stop_share_elapsed"))
+        return share
 
 
-def _clock_reason(f: pd.DataFrame) -> pd.Series:
-    share = pd.Series(_clock_evidence(f), index=f.index).map("{:.1%}".format)
+_CLOCK = ClockEvidence()
+
+
+def _clock_says(r: Row) -> str:
     return (
         "a clock stop began when "
-        + share
+        + format(_CLOCK.row(r), ".1%")
         + " of the statutory time was used and the dossier was reported on time ("
-        + _fmt(f, "honest_clock_days", ".1f")
+        + _fmt(r, "honest_clock_days", ".1f")
         + " working days on the honest clock against "
-        + _fmt(f, "statutory_days", ".0f")
+        + _fmt(r, "statutory_days", ".0f")
         + " allowed)"
     )
 
@@ -107,9 +213,9 @@ RULES: tuple[Rule, ...] = (
         "route_missing",
         "skipped_step",
         ("missing_mandatory_steps",),
-        lambda f: _col(f, "missing_mandatory_steps"),
-        lambda f: (
-            "skipped " + _fmt(f, "missing_mandatory_steps") + " mandatory step(s) of the "
+        Total(("missing_mandatory_steps",)),
+        lambda r: (
+            "skipped " + _fmt(r, "missing_mandatory_steps") + " mandatory step(s) of the "
             "approved route"
         ),
         breach=True,
@@ -118,19 +224,19 @@ RULES: tuple[Rule, ...] = (
         "route_order",
         "out_of_order",
         ("order_violations",),
-        lambda f: _col(f, "order_violations"),
-        lambda f: _fmt(f, "order_violations") + " route step(s) done after a later step",
+        Total(("order_violations",)),
+        lambda r: _fmt(r, "order_violations") + " route step(s) done after a later step",
         breach=True,
     ),
     Rule(
         "route_extra",
         "extra_steps",
         ("extra_steps", "wrong_unit_steps"),
-        lambda f: _col(f, "extra_steps") + _col(f, "wrong_unit_steps"),
-        lambda f: (
-            _fmt(f, "extra_steps")
+        Total(("extra_steps", "wrong_unit_steps")),
+        lambda r: (
+            _fmt(r, "extra_steps")
             + " step(s) outside the approved route, "
-            + _fmt(f, "wrong_unit_steps")
+            + _fmt(r, "wrong_unit_steps")
             + " by a unit the route does not assign"
         ),
         breach=True,
@@ -139,9 +245,9 @@ RULES: tuple[Rule, ...] = (
         "off_route_transfer",
         "off_route_transfer",
         ("off_route_transfers",),
-        lambda f: _col(f, "off_route_transfers"),
-        lambda f: (
-            _fmt(f, "off_route_transfers") + " transfer(s) between units the approved "
+        Total(("off_route_transfers",)),
+        lambda r: (
+            _fmt(r, "off_route_transfers") + " transfer(s) between units the approved "
             "route does not connect"
         ),
         breach=True,
@@ -150,11 +256,11 @@ RULES: tuple[Rule, ...] = (
         "ping_pong",
         "ping_pong",
         ("repeated_transfers", "ping_pong"),
-        lambda f: _col(f, "repeated_transfers"),
-        lambda f: (
-            _fmt(f, "ping_pong")
+        Total(("repeated_transfers",)),
+        lambda r: (
+            _fmt(r, "ping_pong")
             + " bounce(s) back to the previous agency, "
-            + _fmt(f, "repeated_transfers")
+            + _fmt(r, "repeated_transfers")
             + " repeated transfer(s)"
         ),
     ),
@@ -162,11 +268,11 @@ RULES: tuple[Rule, ...] = (
         "repeated_supplements",
         "excess_supplements",
         ("supplement_rounds", "supplement_days"),
-        lambda f: np.maximum(_col(f, "supplement_rounds") - 1.0, 0.0),
-        lambda f: (
-            _fmt(f, "supplement_rounds")
+        Total(("supplement_rounds",), minus=1.0),
+        lambda r: (
+            _fmt(r, "supplement_rounds")
             + " requests for supplementary documents, "
-            + _fmt(f, "supplement_days", ".1f")
+            + _fmt(r, "supplement_days", ".1f")
             + " working days of the applicant's time (repeated "
             "requests are also how informal payments are solicited)"
         ),
@@ -175,9 +281,9 @@ RULES: tuple[Rule, ...] = (
         "rework_without_input",
         "rework_loop",
         ("rework_without_input",),
-        lambda f: _col(f, "rework_without_input"),
-        lambda f: (
-            _fmt(f, "rework_without_input") + " step(s) the same unit did again with "
+        Total(("rework_without_input",)),
+        lambda r: (
+            _fmt(r, "rework_without_input") + " step(s) the same unit did again with "
             "nothing new since"
         ),
     ),
@@ -185,12 +291,10 @@ RULES: tuple[Rule, ...] = (
         "idle_then_rush",
         "idle_then_rush",
         ("idle_before_rush_share",),
-        lambda f: np.where(
-            _col(f, "idle_before_rush_share") >= IDLE_SHARE, _col(f, "idle_before_rush_share"), 0.0
-        ),
-        lambda f: (
+        Total(("idle_before_rush_share",), at_least=IDLE_SHARE),
+        lambda r: (
             "untouched for "
-            + f["idle_before_rush_share"].astype("float64").map("{:.0%}".format)
+            + _fmt(r, "idle_before_rush_share", ".0%")
             + " of the statutory time, then every remaining step rushed through"
         ),
     ),
@@ -205,19 +309,17 @@ RULES: tuple[Rule, ...] = (
             "honest_clock_days",
             "statutory_days",
         ),
-        _clock_evidence,
-        _clock_reason,
+        _CLOCK,
+        _clock_says,
     ),  # fmt: skip
     Rule(
         "record_lag",
         "backdated",
         ("max_record_lag_hours",),
-        lambda f: np.where(
-            _col(f, "max_record_lag_hours") > RECORD_LAG_HOURS, _col(f, "max_record_lag_hours"), 0.0
-        ),
-        lambda f: (
+        Total(("max_record_lag_hours",), above=RECORD_LAG_HOURS),
+        lambda r: (
             "a step was written to the system "
-            + _fmt(f, "max_record_lag_hours", ".0f")
+            + _fmt(r, "max_record_lag_hours", ".0f")
             + " hours after the time it claims"
         ),
         breach=True,
@@ -226,15 +328,11 @@ RULES: tuple[Rule, ...] = (
         "record_order",
         "backdated",
         ("max_record_inversion_hours", "out_of_order_events"),
-        lambda f: np.where(
-            _col(f, "max_record_inversion_hours") > RECORD_INVERSION_HOURS,
-            _col(f, "max_record_inversion_hours"),
-            0.0,
-        ),
-        lambda f: (
-            _fmt(f, "out_of_order_events") + " step(s) written to the system before the "
+        Total(("max_record_inversion_hours",), above=RECORD_INVERSION_HOURS),
+        lambda r: (
+            _fmt(r, "out_of_order_events") + " step(s) written to the system before the "
             "step that precedes them, the furthest "
-            + _fmt(f, "max_record_inversion_hours", ".0f")
+            + _fmt(r, "max_record_inversion_hours", ".0f")
             + " hours before"
         ),
     ),
@@ -242,9 +340,9 @@ RULES: tuple[Rule, ...] = (
         "off_hours_approval",
         "off_hours_approval",
         ("off_hours_approvals",),
-        lambda f: _col(f, "off_hours_approvals"),
-        lambda f: (
-            _fmt(f, "off_hours_approvals") + " approval(s) at night, at a weekend or on a holiday"
+        Total(("off_hours_approvals",)),
+        lambda r: (
+            _fmt(r, "off_hours_approvals") + " approval(s) at night, at a weekend or on a holiday"
         ),
         breach=True,
     ),
@@ -252,9 +350,9 @@ RULES: tuple[Rule, ...] = (
         "forced_in_person",
         "forced_in_person",
         ("in_person_steps_online",),
-        lambda f: _col(f, "in_person_steps_online"),
-        lambda f: (
-            _fmt(f, "in_person_steps_online") + " step(s) done in person on a dossier "
+        Total(("in_person_steps_online",)),
+        lambda r: (
+            _fmt(r, "in_person_steps_online") + " step(s) done in person on a dossier "
             "submitted for a full-online service"
         ),
         breach=True,

@@ -17,12 +17,18 @@ import pandas as pd
 
 from features import schema as s
 
-__all__ = ["TailTable", "procedure_groups"]
+__all__ = ["NOISE", "TailTable", "procedure_groups", "reach"]
 
 #: ranks kept exactly (the largest values), then geometric steps up to the sample size.
 EXACT_RANKS = 64
 GEOMETRIC_POINTS = 96
 POOLED = "*"
+#: evidence within this relative distance below a fitted value counts as reaching it: the
+#: same dossier's evidence computed in another batch, or alone (online scoring), can
+#: differ in its last bits (BLAS blocks a matrix product by the number of rows), and a
+#: tie with a fitted value, such as a training dossier scored again, must not hang on
+#: them. Far above float noise (1e-16), far below any difference evidence makes.
+NOISE = 1e-12
 
 
 def _ranks(n: int) -> np.ndarray:
@@ -43,7 +49,8 @@ def _table(values: np.ndarray) -> dict[str, Any]:
 
 
 def _survival(table: dict[str, Any], x: np.ndarray) -> np.ndarray:
-    """(fitted values >= x, +1) / (n + 1): the add-one estimate never says "impossible"."""
+    """(fitted values >= x, up to float noise, +1) / (n + 1): the add-one estimate never
+    says "impossible"."""
     n = int(table["n"])
     if n == 0:
         return np.ones(len(x))
@@ -52,9 +59,15 @@ def _survival(table: dict[str, Any], x: np.ndarray) -> np.ndarray:
     # values descend as ranks grow: the count of values >= x is the largest rank whose
     # value is still >= x (a conservative step between kept ranks)
     ascending = values[::-1]
-    idx = len(values) - np.searchsorted(ascending, x, side="left")  # kept values >= x
+    idx = len(values) - np.searchsorted(ascending, reach(x), side="left")  # kept values >= x
     count = np.where(idx > 0, ranks[np.maximum(idx, 1) - 1], 0.0)
     return (count + 1.0) / (n + 1.0)
+
+
+def reach(x: Any) -> Any:
+    """The smallest fitted value that counts as ``>= x`` (``x`` less float noise), for a
+    float or an array of them."""
+    return x - NOISE * abs(x)
 
 
 class TailTable:
