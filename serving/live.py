@@ -40,6 +40,7 @@ from giamsat.settings import Settings
 from models.online import OnlineScore, OnlineScorer
 from models.scoring import SCORE_COLUMNS, Scores, dossier_alerts
 from serving.db import Store
+from serving.facts import scored_facts, upsert_facts
 from serving.metrics import Metrics
 from serving.models import LoadedModel, ModelHolder
 from serving.rescoring import (
@@ -198,8 +199,10 @@ class LiveScoring:
             results = self._score(live, list(groups.values()), frame, as_of)
         scored = [r.dossier_id for r in results]
         tables = score_tables(results, as_of)
+        facts = scored_facts(frame, live.ref, tables)  # the dashboards' (serving.facts)
         with self.store.transaction() as session:
             done = write_scores(session, tables, model_version=model.version, subjects=scored)
+            upsert_facts(session, facts)
             mark_scored(session, seen)  # failed dossiers too: retried when their events change
         self._count(done, seen, len(ids) - len(scored))
         return done

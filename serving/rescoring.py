@@ -30,6 +30,7 @@ from features import schema as s
 from features.engine import Reference
 from models.bundle import ModelBundle
 from models.scoring import EntityBudget, Scores, score_log
+from serving.facts import refresh_facts
 from serving.tables import PENDING, dossiers, events
 from serving.workflow import close_passed, upsert_alerts
 
@@ -190,6 +191,7 @@ def rescore_all(
     scored = score_log(bundle, known, ref, as_of=as_of, progress=tell, entity_budget=budget)
     tell("writing scores and alerts")
     done = write_scores(session, scored, model_version=model_version)
+    refresh_facts(session, known, ref, scored)  # the dashboards' facts, in the same transaction
     # a dossier with events after the scoring time is scored, not up to date
     last = known.groupby(s.DOSSIER_ID, observed=True)[s.TIMESTAMP].max()
     current = set(last.index[last <= scored.as_of].astype(str))

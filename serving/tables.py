@@ -352,3 +352,71 @@ webhook_attempts = sa.Table(
     sa.Column("error", sa.Text()),
     sa.Column("latency_ms", sa.Float(), nullable=False),
 )
+
+# --- dashboard facts (revision 0006): per dossier, what scorecards aggregate --------------
+
+#: One row per scored dossier, written with its scores (:func:`serving.facts.refresh_facts`)
+#: so that dashboards aggregate narrow rows instead of re-reading events. Flags are
+#: SMALLINT 0/1 (NULL: not known), so that ``SUM`` counts them on both backends; days are
+#: ``YYYYMMDD`` integers in the service's time zone (a period is a range, a month is
+#: ``day / 100``).
+dossier_facts = sa.Table(
+    "dossier_facts",
+    metadata,
+    _id("dossier_id", primary_key=True),
+    #: the receiving agency (first event's), the procedure, the jurisdiction, and the main
+    #: officer (the approver, else the officer with most steps).
+    _id("agency_id"),
+    _id("procedure_code"),
+    _id("jurisdiction"),
+    _id("officer_id"),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("received_day", sa.Integer(), nullable=False),
+    #: the first terminal event (result returned, rejected, withdrawn); NULL while open.
+    sa.Column("closed_at", UTCDateTime()),
+    sa.Column("closed_day", sa.Integer()),
+    sa.Column("outcome", sa.String(20)),
+    #: processing, awaiting_documents, paused, or closed (what a citizen's lookup shows).
+    sa.Column("stage", sa.String(20), nullable=False),
+    #: the statutory deadline (the log's due_at, else received + statutory working days),
+    #: and, while open, the forecast end (scoring time + the median remaining working days).
+    sa.Column("due_at", UTCDateTime()),
+    sa.Column("expected_at", UTCDateTime()),
+    sa.Column("statutory_days", sa.Float()),
+    sa.Column("honest_days", sa.Float()),
+    sa.Column("reported_days", sa.Float()),
+    #: honest clock / statutory time.
+    sa.Column("duration_ratio", sa.Float()),
+    sa.Column("late_honest", sa.SmallInteger()),
+    sa.Column("late_reported", sa.SmallInteger()),
+    sa.Column("online", sa.SmallInteger()),
+    sa.Column("paid", sa.SmallInteger(), nullable=False),
+    sa.Column("paid_online", sa.SmallInteger()),
+    sa.Column("digitised", sa.SmallInteger()),
+    sa.Column("supplement_requests", sa.Integer(), nullable=False),
+    sa.Column("transfers", sa.Integer(), nullable=False),
+    sa.Column("waste_days", sa.Float()),
+    sa.Column("rating", sa.Float()),
+    sa.Column("as_of", UTCDateTime(), nullable=False),
+    sa.Index("ix_dossier_facts_received", "received_day"),
+    sa.Index("ix_dossier_facts_closed", "closed_day"),
+    sa.Index("ix_dossier_facts_agency", "agency_id", "received_day"),
+)
+
+#: Every handover of a dossier between agencies (:func:`features.entity_facts.transfer_edges`),
+#: replaced with the dossier's facts: the transfer graph's edges.
+dossier_transfers = sa.Table(
+    "dossier_transfers",
+    metadata,
+    _id("dossier_id", primary_key=True),
+    sa.Column("n", sa.Integer(), primary_key=True, autoincrement=False),
+    _id("from_agency", nullable=False),
+    _id("to_agency", nullable=False),
+    _id("jurisdiction"),
+    _id("procedure_code"),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("day", sa.Integer(), nullable=False),
+    #: working days the receiver held the dossier (NULL while it still does).
+    sa.Column("holding_days", sa.Float()),
+    sa.Index("ix_dossier_transfers_day", "day"),
+)
