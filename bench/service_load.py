@@ -262,10 +262,15 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(url: str) -> Iterator[tuple[int, int]]:
-    """uvicorn over the app factory in a subprocess; yields (port, pid) once /healthz answers."""
+def server(url: str, rescore: bool = False) -> Iterator[tuple[int, int]]:
+    """uvicorn over the app factory in a subprocess; yields (port, pid) once /healthz answers.
+
+    Without ``rescore`` the live re-scoring thread is off (``GIAMSAT_RESCORE_ON_INGEST``):
+    with a champion model in the registry it would re-score every dossier the ingestion
+    run marked, in the same process, during the inbox runs."""
     port = _free_port()
-    env = {**os.environ, "GIAMSAT_DATABASE_URL": url, "GIAMSAT_API_KEY_PEPPER": PEPPER}
+    env = {**os.environ, "GIAMSAT_DATABASE_URL": url, "GIAMSAT_API_KEY_PEPPER": PEPPER,
+           "GIAMSAT_RESCORE_ON_INGEST": "true" if rescore else "false"}  # fmt: skip
     cmd = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
            "--no-access-log", "--log-level", "warning"]  # fmt: skip
@@ -468,8 +473,10 @@ def _server_stack() -> str:
 
 
 def run_backend(backend: str, connections: int, seconds: float, n_alerts: int,
-                indexes: list[str], explain_queries: bool) -> None:  # fmt: skip
-    print(f"\n== {backend}: preparing ({load_note()})", flush=True)
+                indexes: list[str], explain_queries: bool,
+                rescore: bool = False) -> None:  # fmt: skip
+    live = "on" if rescore else "off (--rescore turns it on)"
+    print(f"\n== {backend}: preparing; live re-scoring {live} ({load_note()})", flush=True)
     with fresh_url(backend) as url:
         keys = prepare(url)
         took = load_alerts(url, n_alerts) if n_alerts else 0.0
@@ -480,7 +487,7 @@ def run_backend(backend: str, connections: int, seconds: float, n_alerts: int,
             print(f"   {ddl} ({time.perf_counter() - started:.1f} s)", flush=True)
         if explain_queries:
             explain(url)
-        with server(url) as (port, pid):
+        with server(url, rescore) as (port, pid):
             template = events_template()
 
             def event_batch(i: int) -> tuple[str, bytes]:
@@ -555,6 +562,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--alerts", type=int, default=1_000_000)
     parser.add_argument("--explain", action="store_true", help="print the inbox query plans")
+    parser.add_argument("--rescore", action="store_true",
+                        help="keep the server's live re-scoring thread on")  # fmt: skip
     parser.add_argument("--index", action="append", default=[], metavar="DDL",
                         help="CREATE INDEX ... to try before the run (repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
@@ -564,7 +573,7 @@ def main(argv: list[str] | None = None) -> None:
     for backend in backends:
         try:
             run_backend(backend, args.connections, args.seconds, args.alerts, args.index,
-                        args.explain)  # fmt: skip
+                        args.explain, args.rescore)  # fmt: skip
         except pytest.skip.Exception as why:
             print(f"{backend}: skipped ({why})")
 
