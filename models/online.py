@@ -11,10 +11,9 @@ LightGBM's contributions as the batch path does, and applies the bundle's thresh
 one :class:`OnlineScore` holds every column of :data:`models.scoring.SCORE_COLUMNS`.
 :meth:`OnlineScorer.score_many` scores a batch with one booster call per model.
 
-The integrity model is dossier-local too, but its detectors (rules over the feature
-table, the control-flow detector over the events, the residual) are written for frames;
-they are called on the batch's frames, built for the scored dossiers only (exact, about
-a millisecond a call; :meth:`OnlineScorer.score_many` shares that cost).
+The integrity model scores each dossier from its ``closed_table`` row and its trace in
+plain Python too (:class:`models.integrity_online.OnlineIntegrity`: the batch detectors'
+lookup tables read once, the same arithmetic step by step).
 """
 
 from __future__ import annotations
@@ -42,6 +41,7 @@ from features.online import (
 from features.online_context import OnlineContext
 from models.bundle import ModelBundle
 from models.explain import Reason, describe, reasons_of
+from models.integrity_online import OnlineIntegrity
 from models.matrix import FeatureMatrix
 from models.online_predict import RowPredictor
 from models.scoring import KINDS, SCORE_COLUMNS
@@ -151,6 +151,7 @@ class OnlineScorer:
         self._contrib = RowPredictor(delay.booster_, width, "contrib")
         self._expected = RowPredictor(waste.booster_, self._waste.width)
         integrity = bundle.integrity
+        self._integrity_model = None if integrity is None else OnlineIntegrity(integrity)
         self._thresholds = {
             "delay": bundle.delay_threshold,
             "waste": bundle.waste_threshold,
@@ -198,8 +199,8 @@ class OnlineScorer:
         *,
         events_frame: pd.DataFrame | None = None,
     ) -> OnlineScore:
-        """The scores of one dossier as of ``as_of``. ``events_frame``: the same events as
-        a frame, when the caller has one (spares building it for the integrity model)."""
+        """The scores of one dossier as of ``as_of``. ``events_frame`` (the same events as
+        a frame) is no longer read: the integrity model reads the dossier's trace."""
         return self.score_many([events], as_of, context, events_frame=events_frame)[0]
 
     def score_many(
@@ -228,7 +229,7 @@ class OnlineScorer:
             if len(feats) == 1
             else np.asarray(self.bundle.waste.booster_.predict(np.vstack(waste_x))).tolist()
         )
-        integrity = self._integrity(feats, dossiers, events_frame)
+        integrity = self._integrity(feats)
         out = []
         for f, d, e, (score, reasons, pattern) in zip(
             feats, delay, expected, integrity, strict=True
@@ -279,30 +280,12 @@ class OnlineScorer:
             picked.append(Reason(name, value, norm, weight, describe(name, value, norm)))
         return picked
 
-    def _integrity(
-        self,
-        feats: list[OnlineFeatures],
-        dossiers: Sequence[Events],
-        events_frame: pd.DataFrame | None,
-    ) -> list[tuple[float, str, str]]:
-        """(score, reasons, pattern) of each dossier by the bundle's integrity model, on
-        frames of these dossiers only."""
-        model = self.bundle.integrity
+    def _integrity(self, feats: list[OnlineFeatures]) -> list[tuple[float, str, str]]:
+        """(score, reasons, pattern) of each dossier by the bundle's integrity model."""
+        model = self._integrity_model
         if model is None:
             return [(NAN, "", "")] * len(feats)
-        table = pd.DataFrame([f.closed for f in feats], index=[f.dossier_id for f in feats])
-        events = events_frame if events_frame is not None else _frame(feats, dossiers)
-        cut = pd.Timestamp(feats[0].trace.cut, tz="UTC")
-        events = events[events[s.TIMESTAMP] <= cut]
-        scored = model.score_samples(table, events)
-        return list(
-            zip(
-                scored["integrity_score"].astype(float).tolist(),
-                scored["integrity_reasons"].astype(str).tolist(),
-                scored["integrity_pattern"].astype(str).tolist(),
-                strict=True,
-            )
-        )
+        return [model.score(f.closed, f.trace) for f in feats]
 
     def _assemble(
         self,
@@ -367,19 +350,6 @@ def _started_at(trace: DossierTrace, ref: Reference) -> pd.Timestamp:
     if isinstance(first, pd.Timestamp):
         return first
     return pd.Timestamp(trace.t[0], tz="UTC").tz_convert(ref.calendar.tz)
-
-
-def _frame(feats: list[OnlineFeatures], dossiers: Sequence[Events]) -> pd.DataFrame:
-    """The dossiers' events as one canonical frame (``seq`` the input order if absent)."""
-    rows = []
-    for events in dossiers:
-        for i, event in enumerate(events):
-            row = dict(event)
-            row.setdefault(s.SEQ, i)
-            rows.append(row)
-    frame = pd.DataFrame(rows)
-    frame[s.TIMESTAMP] = pd.to_datetime(frame[s.TIMESTAMP], utc=True)
-    return frame
 
 
 # --- waste of one dossier (models.waste.WasteModel.transform and reasons) ----------------
