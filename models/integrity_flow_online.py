@@ -108,6 +108,9 @@ class OnlineFlow:
         }
         self._zero = [0] * self._classes
         self._repeats: list[list[int]] = detector.repeats_.tolist()
+        # the denominators of the order surprise and of the foreign steps' supports
+        self._spread = self._classes * self._prior
+        self._held = [r[1] + 2 * self._prior for r in self._repeats]
         share = detector._expected_before(0.0)
         indptr, indices, data = share.indptr, share.indices.tolist(), share.data.tolist()
         self._before: list[list[tuple[int, float]]] = [
@@ -157,10 +160,12 @@ class OnlineFlow:
         ratios: list[float] = []
         facts: list[tuple[int, int, int, list[int], int, int]] = []
         support = [0.0] * rows
+        held = [self._held[c] for c in code]
+        spread, window = self._spread, self._window
+        find, keep, note = pairs.get, ratios.append, facts.append
         for i in range(rows):
-            ci, ti = code[i], time[i]
-            holding_i = repeats[ci][1] + 2 * prior
-            for j in range(i + 1, min(rows, i + 1 + self._window)):
+            ci, ti, held_i = code[i], time[i], held[i]
+            for j in range(i + 1, min(rows, i + 1 + window)):
                 cj = code[j]
                 gap = time[j] - ti
                 step = 1 + bisect_right(edges, float(gap)) if gap > 0 else 0
@@ -168,11 +173,11 @@ class OnlineFlow:
                     rel, key = n_edges + 2 + step, ci * a1 + cj
                 else:
                     rel, key = n_edges + 1 - step, cj * a1 + ci
-                counts, total = pairs.get(key, (zero, 0))
-                ratios.append((counts[rel] + prior) / (total + classes * prior))
-                facts.append((i, j, gap, counts, rel, total))
-                by_i = (total + prior) / holding_i
-                by_j = (total + prior) / (repeats[cj][1] + 2 * prior)
+                counts, total = find(key, (zero, 0))
+                keep((counts[rel] + prior) / (total + spread))
+                note((i, j, gap, counts, rel, total))
+                by_i = (total + prior) / held_i  # the support of j's activity by i's
+                by_j = (total + prior) / held[j]
                 if by_i > support[j]:
                     support[j] = by_i
                 if by_j > support[i]:
@@ -255,8 +260,4 @@ class OnlineFlow:
 
 def _first_max(values: Sequence[float]) -> int:
     """Index of the first largest value (-1 when empty), as ``np.argmax``."""
-    best, at = -np.inf, -1
-    for i, v in enumerate(values):
-        if v > best or at < 0:
-            best, at = v, i
-    return at
+    return max(range(len(values)), key=values.__getitem__) if values else -1

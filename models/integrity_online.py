@@ -42,7 +42,7 @@ from models.tails import TailTable, reach
 
 __all__ = ["OnlineIntegrity"]
 
-Row = Mapping[str, Any]
+Row = Mapping[Any, Any]  # a closed_table row: column -> value
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,13 @@ class _Residual:
         self.pooled = detector.models_[POOLED]
 
     def residuals(self, row: Row, group: str) -> np.ndarray:
-        values = [_float(row.get(c)) for c in self.columns]
-        x = scaled(np.array([values, values], dtype=np.float64))
+        values = [row.get(c) for c in self.columns]
+        try:  # None reads as NaN
+            x = np.array([values, values], dtype=np.float64)
+        except (TypeError, ValueError):  # pd.NA or other missing markers
+            values = [_float(v) for v in values]
+            x = np.array([values, values], dtype=np.float64)
+        x = scaled(x)
         return residual(x, self.models.get(group, self.pooled))
 
     def score(self, r: np.ndarray) -> float:
