@@ -5,8 +5,10 @@
 Simulates a province, trains a bundle with the default model sizes, builds the online
 context at a cut and times, on open dossiers with the most events (15 where there are
 enough): the features, the delay and waste predictions with the delay explanation, the
-integrity model, the whole ``score`` of one dossier, and ``score_many`` in batches of 50.
-Single-threaded; medians of repeated passes, in microseconds per dossier.
+integrity model (:class:`models.integrity_online.OnlineIntegrity`, and for comparison
+the batch ``score_samples`` on the dossier's one-row frames), the whole ``score`` of one
+dossier, and ``score_many`` in batches of 50. Single-threaded; medians of repeated
+passes, in microseconds per dossier.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from models.bundle import ModelBundle
 from models.dataset import closed_table, prefix_table, temporal_split
 from models.delay import DelayModel
 from models.lifecycle import fit_integrity, waste_threshold
-from models.online import OnlineScorer
+from models.online import OnlineFeatures, OnlineScorer
 from models.waste import WasteModel
 from simulator import SimulationConfig, simulate_log
 from simulator.run import default_catalogue
@@ -103,8 +105,16 @@ def main(
             scorer._expected(scorer._waste.row(f.closed))
 
     def integrity() -> None:
-        for f, evs in zip(feats, picked, strict=True):
-            scorer._integrity([f], [evs], None)
+        for f in feats:
+            scorer._integrity([f])
+
+    model = bundle.integrity
+    assert model is not None
+    frames = [_one_dossier(f, evs) for f, evs in zip(feats, picked, strict=True)]
+
+    def integrity_frames() -> None:  # the batch model on each dossier's frames
+        for table, frame in frames:
+            model.score_samples(table, frame)
 
     def score() -> None:
         for evs in picked:
@@ -118,7 +128,8 @@ def main(
     rows = {
         "features": _per_item(features, n),
         "delay + waste predict, delay explanation": _per_item(predict, n),
-        "integrity (batch model on one dossier's frames)": _per_item(integrity, n, repeat=3),
+        "integrity (OnlineIntegrity)": _per_item(integrity, n),
+        "integrity (batch score_samples, one-row frames)": _per_item(integrity_frames, n, repeat=1),
         "score (all of it)": _per_item(score, n, repeat=3),
         f"score_many, batches of {BATCH}": _per_item(score_many, n, repeat=3),
     }
@@ -128,6 +139,18 @@ def main(
     print(f"  score_many throughput: {per_second:,.0f} dossiers/s")
     no_integrity = rows["features"] + rows["delay + waste predict, delay explanation"]
     print(f"  features + predict without integrity: {no_integrity:.0f} us/dossier")
+    with_integrity = no_integrity + rows["integrity (OnlineIntegrity)"]
+    print(f"  features + predict + integrity: {with_integrity:.0f} us/dossier")
+
+
+def _one_dossier(
+    f: OnlineFeatures, events: list[dict[str, Any]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One dossier's closed_table row and events as frames (the batch model's input)."""
+    table = pd.DataFrame([f.closed], index=pd.Index([f.dossier_id], name=s.DOSSIER_ID))
+    frame = s.coerce_events(pd.DataFrame(events))
+    cut = pd.Timestamp(f.trace.cut, tz="UTC")
+    return table, frame[frame[s.TIMESTAMP] <= cut]
 
 
 if __name__ == "__main__":
