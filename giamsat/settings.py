@@ -21,12 +21,14 @@ PLACEHOLDER_SECRETS = frozenset(
         "dev-only-pseudonym-key",
         "dev-only-api-key-pepper",
         "dev-only-webhook-secret-key",
+        "dev-only-receipt-secret",
         "secret",
     }
 )
 DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key"
 DEV_API_KEY_PEPPER = "dev-only-api-key-pepper"
 DEV_WEBHOOK_SECRET_KEY = "dev-only-webhook-secret-key"
+DEV_RECEIPT_SECRET = "dev-only-receipt-secret"
 
 
 class InsecureSettingsError(ValueError):
@@ -126,6 +128,21 @@ class Settings(BaseSettings):
     #: it stays silent before sending a heartbeat comment.
     stream_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     stream_heartbeat_seconds: float = Field(default=15, gt=0, le=3600)
+
+    #: key of the check value printed on a dossier's receipt (HMAC-SHA256 of the dossier
+    #: id, serving.transparency): a citizen needs code and check value to look a dossier
+    #: up. Changing it invalidates every printed check value. In production the lookup
+    #: refuses the placeholder (503; the rest of the service does not need it).
+    receipt_secret: SecretStr = SecretStr(DEV_RECEIPT_SECRET)
+    #: characters of the check value (base32: 5 bits each; 10 = 50 bits).
+    receipt_check_length: int = Field(default=10, ge=6, le=52)
+    #: the public endpoints (``/v1/public``): requests per minute per client address, and
+    #: how many may come at once (a token bucket); past it, 429 with Retry-After.
+    public_rate_per_minute: float = Field(default=60, gt=0)
+    public_rate_burst: int = Field(default=20, ge=1)
+    #: take the client address from X-Forwarded-For (set it only behind a proxy that
+    #: writes that header itself; otherwise anyone could pick their own address).
+    public_trust_forwarded: bool = False
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -34,9 +34,11 @@ from serving.routes import (
     admin,
     alerts,
     audit,
+    dashboard,
     dossiers,
     events,
     health,
+    public,
     score,
     sla,
     stream,
@@ -109,6 +111,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     routers = (events, score, dossiers, stream, alerts, sla, audit, admin, health, subscriptions)
     for module in routers:
         app.include_router(module.router)
+    for extra in (dashboard.router, public.router, public.receipts):  # issue 8 items 3-5
+        app.include_router(extra)
     return app
 
 

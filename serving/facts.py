@@ -136,7 +136,7 @@ def facts_of(
             "received_at": received,
             "received_day": day_of(received, tz),
             "closed_at": ended,
-            "closed_day": day_of(ended, tz),
+            "closed_day": np.where(closed, day_of(ended, tz), np.array(None, dtype=object)),
             "outcome": np.where(closed, outcome, np.array(None, dtype=object)),
             "stage": stage,
             "due_at": due_at,
@@ -285,9 +285,6 @@ def upsert_facts(session: Session, facts: Facts) -> int:
     rows = _records(facts.dossiers)
     if not rows:
         return 0
-    for row in rows:
-        if row["closed_day"] == -1:  # open
-            row["closed_day"] = None
     rows.sort(key=lambda r: r[s.DOSSIER_ID])
     sets = ", ".join(f"{k} = excluded.{k}" for k in rows[0] if k != s.DOSSIER_ID)
     bulk_insert(session, facts_table, rows, f"ON CONFLICT (dossier_id) DO UPDATE SET {sets}")

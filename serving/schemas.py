@@ -499,3 +499,222 @@ class DeliveryPageOut(BaseModel):
 
     items: list[DeliveryOut]
     next_before_id: int | None
+
+
+# --- dashboards and the public transparency endpoints (issue 8 items 3-5) ----------------
+
+
+class ServiceIndexOut(BaseModel):
+    """The progress indicators of Decision 766/QĐ-TTg computable from the processing log
+    (shares in [0, 1]; null when nothing was counted). Formulas: docs/inspector.md."""
+
+    on_time_rate: float | None = Field(description="closed on time as reported / closed")
+    on_time_rate_honest: float | None = Field(description="the same on the honest clock")
+    online_rate: float | None = Field(description="received online / received")
+    online_payment_rate: float | None = Field(description="paid online / paid (way known)")
+    digitised_rate: float | None = Field(description="digitised / received (where logged)")
+    satisfaction_rate: float | None = Field(description="ratings of 4 or 5 / ratings")
+
+
+class ScorecardOut(BaseModel):
+    """One agency's, procedure's, officer's or jurisdiction's figures over the period."""
+
+    key: str | None
+    received: int
+    closed: int
+    deadline_known: int = Field(description="closed dossiers with a statutory time")
+    on_time_rate_reported: float | None
+    on_time_rate_honest: float | None
+    on_time_gap: float | None = Field(description="reported minus honest on-time rate")
+    late_honest: int
+    late_reported: int
+    median_duration_ratio: float | None = Field(
+        description="median honest clock / statutory time of the closed dossiers"
+    )
+    supplement_rate: float | None = Field(description="closed asked for papers / closed")
+    supplement_requests: int
+    waste_days: float = Field(description="waste days of the closed dossiers, summed")
+    waste_scored: int
+    rating_mean: float | None
+    ratings: int
+    alerts: dict[str, dict[str, int]] = Field(
+        description="opened in the period: kind -> status -> n"
+    )
+    service_index: ServiceIndexOut
+
+    @classmethod
+    def of(cls, card: Any, *, alerts: bool = True) -> ScorecardOut:
+        return cls(
+            key=card.key,
+            received=card.received,
+            closed=card.closed,
+            deadline_known=card.deadline_known,
+            on_time_rate_reported=card.on_time_rate_reported,
+            on_time_rate_honest=card.on_time_rate_honest,
+            on_time_gap=card.on_time_gap,
+            late_honest=card.late_honest,
+            late_reported=card.late_reported,
+            median_duration_ratio=card.median_duration_ratio,
+            supplement_rate=card.supplement_rate,
+            supplement_requests=card.supplement_requests,
+            waste_days=card.waste_days,
+            waste_scored=card.waste_scored,
+            rating_mean=card.rating_mean,
+            ratings=card.ratings,
+            alerts=card.alerts if alerts else {},
+            service_index=ServiceIndexOut(**card.service_index()),
+        )
+
+
+class ScorecardsOut(BaseModel):
+    """Scorecards of a period (``since`` to ``until``, local days, both included)."""
+
+    by: str
+    since: str
+    until: str
+    total: int = Field(description="scorecards in the period (items is one page of them)")
+    items: list[ScorecardOut]
+
+
+class SeriesPointOut(BaseModel):
+    start: str = Field(description="first day of the bucket (weeks start on Monday)")
+    received: int
+    closed: int
+    on_time_rate_reported: float | None
+    on_time_rate_honest: float | None
+    late_honest: int
+    late_reported: int
+    waste_days: float
+    supplement_rate: float | None
+    rating_mean: float | None
+    service_index: ServiceIndexOut
+
+
+class SeriesOut(BaseModel):
+    interval: str
+    since: str
+    until: str
+    points: list[SeriesPointOut]
+
+
+class TransferNodeOut(BaseModel):
+    id: str
+    sent: int
+    received: int
+    holding_days_mean: float | None = Field(
+        description="mean working days it held what it received"
+    )
+
+
+class TransferEdgeOut(BaseModel):
+    source: str
+    target: str
+    transfers: int
+    still_held: int = Field(description="handovers whose receiver still holds the dossier")
+    holding_days_mean: float | None
+    holding_days_max: float | None
+    holding_days_total: float
+
+
+class TransferGraphOut(BaseModel):
+    """Nodes and directed edges (a force-directed or Sankey chart draws them as they are)."""
+
+    since: str
+    until: str
+    nodes: list[TransferNodeOut]
+    edges: list[TransferEdgeOut]
+
+
+class RiskDossierOut(BaseModel):
+    """A dossier in the dashboard's risk list (no personal data)."""
+
+    dossier_id: str
+    agency_id: str | None
+    procedure_code: str | None
+    jurisdiction: str | None
+    officer_id: str | None
+    status: str | None
+    received_at: datetime | None
+    closed_at: datetime | None
+    due_at: datetime | None
+    risk_score: float | None
+    delay_risk: float | None
+    remaining_days_p50: float | None
+    waste_score: float | None
+    integrity_score: float | None
+    late_honest: bool | None
+    late_reported: bool | None
+    duration_ratio: float | None
+    waste_days: float | None
+    scored_as_of: datetime | None
+    reasons: str | None
+
+
+class RiskPageOut(BaseModel):
+    items: list[RiskDossierOut]
+    total: int = Field(description="matches, counted up to 10,000")
+    total_exact: bool
+    limit: int
+    offset: int
+
+
+class PublicDossierOut(BaseModel):
+    """What a citizen sees of their dossier: no names, no officers, no scores."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "dossier_id": "01-250701-000002",
+                    "procedure_code": "1.012790",
+                    "agency_id": "01.TTPVHCC.CN01",
+                    "stage": "awaiting_documents",
+                    "outcome": None,
+                    "received_on": "2025-07-01",
+                    "due_on": "2025-07-22",
+                    "expected_on": "2025-07-24",
+                    "closed_on": None,
+                    "as_of": "2025-07-10T17:00:00+07:00",
+                }
+            ]
+        }
+    )
+
+    dossier_id: str
+    procedure_code: str | None
+    agency_id: str | None = Field(description="the agency that received it")
+    stage: str = Field(description="processing, awaiting_documents, paused or closed")
+    outcome: str | None = Field(description="returned, rejected or withdrawn once closed")
+    received_on: str
+    due_on: str | None = Field(description="the statutory deadline")
+    expected_on: str | None = Field(description="while open: the forecast end")
+    closed_on: str | None
+    as_of: datetime = Field(description="when these figures were computed")
+
+
+class PublicAgencyOut(BaseModel):
+    """An agency's on-time figures over a period (aggregates only)."""
+
+    agency_id: str | None
+    received: int
+    closed: int
+    on_time_rate_reported: float | None
+    on_time_rate_honest: float | None
+    late_honest: int
+    late_reported: int
+    median_duration_ratio: float | None
+    online_rate: float | None
+
+
+class PublicAgenciesOut(BaseModel):
+    since: str
+    until: str
+    items: list[PublicAgencyOut]
+
+
+class ReceiptOut(BaseModel):
+    """The check value of a dossier's receipt."""
+
+    dossier_id: str
+    check: str
+    printed: str = Field(description="as printed: groups of five characters")
