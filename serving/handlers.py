@@ -13,6 +13,7 @@ deserves: each store error maps to one status, request errors name the field.
 | malformed JSON | 400 |
 | batch too large | 413 |
 | body not JSON | 415 |
+| the database busy (SQLite locked past its timeout) or unreachable | 503, ``Retry-After`` |
 
 A 500 stays what it is (a bug), logged with the request id; bad input never gets one.
 """
@@ -25,6 +26,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.schema import EventSchemaError
@@ -120,6 +122,20 @@ def _status(status: int, field: str | None = None, headers: dict[str, str] | Non
     return handle
 
 
+async def _operational(request: Request, exc: Exception) -> JSONResponse:
+    """The database is busy or unreachable (a state of the service, not of the request):
+    503 and a retry, logged; any other database error is a bug."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    transient = ("database is locked", "database is busy", "could not connect",
+                 "connection refused", "server closed the connection", "timeout")  # fmt: skip
+    if not any(word in text for word in transient):
+        return await _bug(request, exc)
+    log.warning("database unavailable", extra={"request_id": request_id_of(request.scope),
+                                                "error": text[:200]})  # fmt: skip
+    return error(503, "the database is busy or unreachable: retry shortly", None,
+                 {"Retry-After": "1"})  # fmt: skip
+
+
 async def _bug(request: Request, exc: Exception) -> JSONResponse:
     request_id = request_id_of(request.scope)
     log.exception("unhandled error", extra={"request_id": request_id})
@@ -140,4 +156,5 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(invalid, _status(422))
     app.add_exception_handler(EventSchemaError, _status(422))
     app.add_exception_handler(StoreError, _status(400))
+    app.add_exception_handler(OperationalError, _operational)
     app.add_exception_handler(Exception, _bug)
