@@ -18,6 +18,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from serving.bulk import dialect_of
 from serving.db import Store
 from serving.scorecards import FactFilters, Period
 from serving.tables import dossier_facts, dossier_transfers, dossiers
@@ -141,7 +142,10 @@ def search_risk(
     matches (counted up to :data:`COUNT_CAP`) and whether that count is exact."""
     stmt = query.select(user)
     score = SCORES[query.score]
-    ordered = stmt.order_by(score.is_(None), score.desc(), D.dossier_id)
+    # unscored last, in a form the score's index serves (SQLite sorts NULLs last in DESC
+    # by itself; ``x IS NULL, x DESC`` would sort every match)
+    first = score.desc() if dialect_of(session) == "sqlite" else score.desc().nulls_last()
+    ordered = stmt.order_by(first, D.dossier_id)
     rows = [dict(r) for r in session.execute(ordered.limit(limit).offset(offset)).mappings()]
     capped = stmt.with_only_columns(D.dossier_id).limit(COUNT_CAP + 1).subquery()
     total = int(session.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one())
