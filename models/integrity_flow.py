@@ -87,7 +87,9 @@ def _encode(events: pd.DataFrame, vocab: pd.Index, by: str | None) -> _Traces:
     case, ids = pd.factorize(ev[s.DOSSIER_ID])
     code = vocab.get_indexer(pd.Index(ev["_step"]))
     code[code < 0] = len(vocab)  # unseen activities share one extra code
-    time = ev[s.TIMESTAMP].dt.tz_convert("UTC").astype("int64").to_numpy()
+    # nanoseconds whatever the frame's unit (canonical frames hold microseconds): the gap
+    # bins and the reasons' hours count in ns
+    time = ev[s.TIMESTAMP].dt.tz_convert("UTC").dt.as_unit("ns").astype("int64").to_numpy()
     key = case.astype(np.int64) * (len(vocab) + 1) + code
     _, first, inverse, counts = np.unique(
         key, return_index=True, return_inverse=True, return_counts=True
@@ -140,7 +142,14 @@ class FlowDetector(BaseEstimator):
     """Control-flow integrity score of each dossier against the process learned by ``fit``.
 
     Parameters: ``prior`` pseudo-counts smoothing every probability; ``gap_days`` the
-    edges (in days) of the gap bins of the order-and-timing relation; ``window`` how many
+    edges (in days) of the gap bins of the order-and-timing relation (default none: the
+    relation is the order only, "before", "after" or "at the same instant". Until 2026-12
+    the times were read in microseconds as if nanoseconds, so every gap fell in the first
+    bin and the detector was measured and tuned as order-only; read correctly, the bins
+    (1, 7) days lowered average precision on the simulated province-year, e.g. clock
+    resets 0.80 -> 0.74, and on the labelled BPIC 2015 logs (0.70 -> 0.68): timing is
+    judged by the rules and the residual until a better timing model replaces the bins);
+    ``window`` how many
     following steps each step is paired with (bounds the cost of very long dossiers);
     ``max_repeat`` the largest occurrence count told apart; ``by`` the dossier column whose
     values each get their own normal process (``None``: one for the whole log; ignored
@@ -158,7 +167,7 @@ class FlowDetector(BaseEstimator):
     def __init__(
         self,
         prior: float = 0.5,
-        gap_days: tuple[float, ...] = (1.0, 7.0),
+        gap_days: tuple[float, ...] = (),
         window: int = 40,
         max_repeat: int = 16,
         by: str | None = s.PROCEDURE_CODE,

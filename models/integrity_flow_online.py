@@ -12,15 +12,10 @@ batch. The logarithms and exponentials go through numpy, as in the batch (its SI
 functions and the C library's differ in the last bit, and a rank decided by ``>=``
 against a fitted value may hang on it).
 
-Two readings of the batch are kept as they are:
-
-* the batch reads event times as the int64 of the frame's timestamps, i.e. in the
-  frame's resolution: microseconds for canonical frames (``features.schema``), whereas
-  the gap bins (``gap_days``) and the reasons' hours assume nanoseconds. ``tick_ns``
-  (default: a microsecond) is the resolution the batch would see;
-* the batch labels each step with its event's procedure code when the log has codes;
-  here the dossier's procedure code (its first present value, ``DossierTrace.dossier``)
-  labels every step, when the fitted vocabulary is labelled by procedure.
+One reading of the batch is kept as it is: the batch labels each step with its event's
+procedure code when the log has codes; here the dossier's procedure code (its first
+present value, ``DossierTrace.dossier``) labels every step, when the fitted vocabulary is
+labelled by procedure. Event times are nanoseconds on both sides (``tick_ns`` = 1).
 """
 
 from __future__ import annotations
@@ -46,8 +41,8 @@ from models.integrity_flow import (
 
 __all__ = ["TICK_NS", "OnlineFlow"]
 
-#: nanoseconds per unit of the batch's event times (canonical frames: microseconds).
-TICK_NS = 1_000
+#: nanoseconds per unit of the batch's event times (FlowDetector reads nanoseconds).
+TICK_NS = 1
 #: below this surprise (nats) the strongest family says nothing (FlowDetector._reasons).
 _SAY_NATS = 0.1
 
