@@ -51,6 +51,9 @@ from serving.users import SCOPED_ROLES, Role, User, restrict
 __all__ = [
     "ALERT_TOPICS",
     "alert_changes_after",
+    "alert_changes_among",
+    "existing_message_ids",
+    "message_ids_after",
     "latest_message_id",
     "DELIVERY_STATUSES",
     "SEVERITIES",
@@ -523,6 +526,33 @@ def alert_changes_after(
         .limit(limit)
     )
     return [message_of_row(r) for r in session.execute(restrict(stmt, user, outbox.c.jurisdiction))]
+
+
+def message_ids_after(session: Session, after_id: int, *, limit: int = 100) -> list[int]:
+    """Every outbox id after ``after_id`` (whatever its topic or jurisdiction), oldest
+    first: what a reader needs to tell a gap (an id not committed yet) from a row it may
+    not see."""
+    stmt = sa.select(outbox.c.id).where(outbox.c.id > after_id).order_by(outbox.c.id)
+    return list(session.execute(stmt.limit(limit)).scalars())
+
+
+def existing_message_ids(session: Session, ids: Iterable[int]) -> set[int]:
+    """Which of ``ids`` are in the outbox (committed, as this session sees it)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return set()
+    stmt = sa.select(outbox.c.id).where(outbox.c.id.in_(wanted))
+    return set(session.execute(stmt).scalars())
+
+
+def alert_changes_among(session: Session, user: User, ids: Iterable[int]) -> list[OutboxMessage]:
+    """The alert changes with these outbox ids that ``user`` may see."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return []
+    stmt = sa.select(outbox).where(outbox.c.id.in_(wanted), outbox.c.topic.in_(ALERT_TOPICS))
+    found = session.execute(restrict(stmt.order_by(outbox.c.id), user, outbox.c.jurisdiction))
+    return [message_of_row(r) for r in found]
 
 
 def latest_message_id(session: Session) -> int:

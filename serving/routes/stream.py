@@ -29,11 +29,22 @@ from serving.deps import Reader, SettingsDep, StoreDep
 from serving.handlers import ApiError
 from serving.schemas import error_responses
 from serving.users import User
-from serving.webhooks import OutboxMessage, alert_changes_after, latest_message_id
+from serving.webhooks import (
+    OutboxMessage,
+    alert_changes_among,
+    existing_message_ids,
+    latest_message_id,
+    message_ids_after,
+)
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 #: messages read per poll; a full page is followed at once by the next.
 PAGE = 200
+#: on PostgreSQL an outbox id is taken at insert and visible at commit, so a later id can
+#: commit first: a missing id is looked for again at each poll for this long (then it is
+#: taken for a rolled-back transaction's), and sent when it shows up, after higher ids.
+GAP_SECONDS = 30.0
+MAX_GAPS = 1000
 
 
 class Streams:
@@ -78,9 +89,15 @@ def _event(message: OutboxMessage) -> bytes:
     return f"id: {message.id}\nevent: {message.topic}\ndata: {body}\n\n".encode()
 
 
-def _read(store: Store, user: User, after: int) -> list[OutboxMessage]:
+def _read(
+    store: Store, user: User, after: int, gaps: list[int]
+) -> tuple[list[OutboxMessage], list[int], set[int]]:
+    """The caller's messages among the ids after ``after`` and the gaps, every id after
+    ``after``, and the gaps that are filled now."""
     with store.read() as session:
-        return alert_changes_after(session, user, after, limit=PAGE)
+        ids = message_ids_after(session, after, limit=PAGE)
+        filled = existing_message_ids(session, gaps)
+        return alert_changes_among(session, user, [*ids, *filled]), ids, filled
 
 
 def _latest(store: Store) -> int:
@@ -124,20 +141,29 @@ async def stream_alerts(
     async def events() -> AsyncIterator[bytes]:
         streams.opened()
         position, quiet_since = start, time.monotonic()
+        gaps: dict[int, float] = {}  # outbox id not committed yet -> when to give up on it
         try:
             yield b"retry: 3000\n: connected\n\n"
             while True:
-                found = await anyio.to_thread.run_sync(_read, store, user, position)
+                found, ids, filled = await anyio.to_thread.run_sync(
+                    _read, store, user, position, list(gaps)
+                )
+                now = time.monotonic()
                 for message in found:
                     yield _event(message)
-                    position = message.id
-                now = time.monotonic()
+                for number in [*filled, *(g for g, until in gaps.items() if until < now)]:
+                    gaps.pop(number, None)
+                for number in ids:
+                    missing = range(position + 1, number)
+                    for gap in missing[:MAX_GAPS]:
+                        gaps[gap] = now + GAP_SECONDS
+                    position = number
                 if found:
                     quiet_since = now
                 elif now - quiet_since >= beat:
                     yield b": heartbeat\n\n"
                     quiet_since = now
-                if len(found) < PAGE:
+                if len(ids) < PAGE:
                     await anyio.sleep(poll)
         finally:  # the client went away (the task is cancelled) or the server stops
             streams.closed()

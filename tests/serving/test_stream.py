@@ -18,13 +18,14 @@ import pytest
 import requests
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.orm import Session
 
 from models.scoring import alert_id
 from serving.alerts import Action
 from serving.app import create_app
 from serving.db import Store
 from serving.users import SYSTEM, User, create_api_key
-from serving.webhooks import latest_message_id
+from serving.webhooks import enqueue, latest_message_id
 from serving.workflow import transition, upsert_alerts
 from tests.serving.api_helpers import api_over, settings
 from tests.serving.conftest import PEPPER, T0, alert_row
@@ -229,3 +230,29 @@ def test_the_stream_needs_a_key_and_a_reading_role_and_a_sane_resume_point(api: 
     assert query.status_code == 422 and query.json()["field"] == "after"
     # the alert routes still answer: the stream does not shadow /v1/alerts/{alert_id}
     assert api.get("admin", "/v1/alerts/not-an-alert").status_code == 404
+
+
+def test_a_change_committed_after_a_later_one_still_reaches_the_stream(
+    store: Store, people: dict[str, User]
+) -> None:
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite's writers are serialised: ids commit in order")
+    with served(store, people) as srv:
+        reader = Reader(srv.open("admin"))
+        reader.wait(lambda: "connected" in reader.comments)
+        # alert changes take their outbox ids under the audit chain's lock, so they commit
+        # in id order; any other writer of the outbox need not: one takes an id and waits
+        slow = Session(store.engine)
+        slow.begin()
+        enqueue(slow, "alert.raise", {"subject_id": "EARLY"}, jurisdiction="J1")
+        slow.flush()
+        with store.transaction() as session:
+            enqueue(session, "alert.raise", {"subject_id": "LATE"}, jurisdiction="J1")
+        reader.wait(lambda: len(reader.events) == 1)
+        slow.commit()
+        slow.close()
+        reader.wait(lambda: len(reader.events) == 2)
+        reader.close()
+    subjects = [e["data"]["data"]["subject_id"] for e in reader.events]
+    ids = [int(e["id"]) for e in reader.events]
+    assert subjects == ["LATE", "EARLY"] and ids[0] > ids[1]
