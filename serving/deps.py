@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
@@ -19,8 +20,8 @@ from serving.db import Store
 from serving.errors import InvalidKeyError, PermissionDeniedError
 from serving.handlers import ApiError
 from serving.models import LoadedModel, ModelHolder
+from serving.users import KeyCache, User
 from serving.users import Role as R
-from serving.users import User, verify_api_key
 
 __all__ = [
     "AdminUser",
@@ -100,7 +101,16 @@ def _api_key(authorization: str | None, x_api_key: str | None) -> str:
     raise InvalidKeyError("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'")
 
 
-def current_user(
+def key_cache(request: Request) -> KeyCache:
+    """The app's cache of verified keys (made on first use)."""
+    state = request.app.state
+    cache = getattr(state, "key_cache", None)
+    if not isinstance(cache, KeyCache):
+        cache = state.key_cache = KeyCache()
+    return cache
+
+
+async def current_user(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
@@ -109,11 +119,15 @@ def current_user(
         str | None, Header(description="the API key (or 'Authorization: Bearer <key>')")
     ] = None,
 ) -> User:
-    """The active user whose API key the request carries; 401 otherwise."""
+    """The active user whose API key the request carries; 401 otherwise. A key verified
+    within :data:`serving.users.KEY_CACHE_SECONDS` is not looked up again (no thread
+    hand-off, no query); otherwise the store is asked from a worker thread."""
     key = _api_key(authorization, x_api_key)
     pepper = settings.api_key_pepper.get_secret_value().encode()
-    with store.read() as session:
-        user = verify_api_key(session, key, pepper)
+    cache = key_cache(request)
+    user = cache.get(key, pepper)
+    if user is None:
+        user = await anyio.to_thread.run_sync(cache.verify, store, key, pepper)
     request.state.user = user.name  # for the request log
     _refuse_nul(request)
     return user

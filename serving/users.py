@@ -5,6 +5,12 @@ An API key reads ``gs_<key_id>_<secret>``: the key id finds the row, the secret 
 checked against ``HMAC-SHA256(pepper, key_id:secret)``. Only that hash is stored, so a
 copy of the database gives no working key, and without the pepper (a setting, not in the
 database) not even a way to test guesses offline. The key is shown once, at creation.
+
+The service keeps the keys it verified in the last :data:`KEY_CACHE_SECONDS` seconds in
+a :class:`KeyCache` (two queries a request were most of what a cheap route costs). A
+revocation or deactivation in this process drops the entries at once; one made by
+another process (``giamsat users revoke-key`` against the same database, another
+replica) takes effect here within :data:`KEY_CACHE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -13,7 +19,11 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -23,10 +33,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from serving import audit
+from serving.db import Store
 from serving.errors import InvalidKeyError, InvalidUserError, NotFoundError
 from serving.tables import ID_LENGTH, api_keys, user_jurisdictions, users
 
 __all__ = [
+    "KEY_CACHE_SECONDS",
+    "KeyCache",
     "Role",
     "User",
     "can_see",
@@ -198,6 +211,7 @@ def deactivate_user(session: Session, name: str, *, actor: str = "system") -> Us
     user = get_user(session, name)
     session.execute(sa.update(users).where(users.c.id == user.id).values(active=False))
     audit.append(session, actor, "user.deactivate", subject_type="user", subject_id=name)
+    _forget(session, user_id=user.id)
     return User(user.id, user.name, user.role, user.jurisdictions, False, user.agency_id)
 
 
@@ -274,3 +288,109 @@ def revoke_api_key(session: Session, key_id: str, *, actor: str = "system") -> N
         .values(revoked_at=datetime.now(UTC))
     )
     audit.append(session, actor, "key.revoke", subject_type="api_key", subject_id=key_id)
+    _forget(session, key_id=key_id)
+
+
+# --- verified keys, for a while --------------------------------------------------------
+
+#: seconds a verified key is trusted without asking the store again: how long a key
+#: revoked (or a user deactivated or changed) by another process keeps working here.
+KEY_CACHE_SECONDS = 5.0
+#: every cache of this process, so that a revocation here reaches them all.
+_CACHES: weakref.WeakSet[KeyCache] = weakref.WeakSet()
+
+
+class KeyCache:
+    """API keys verified in the last ``ttl`` seconds, with their users.
+
+    An entry is found by the key id and the key's keyed hash, so only the very key
+    verified (under the same pepper) finds it; failures are never kept. A
+    :func:`revoke_api_key` or :func:`deactivate_user` in this process drops the entries
+    it concerns at once and again when its transaction commits; a verification that
+    read the store before such a drop keeps nothing.
+    """
+
+    def __init__(
+        self,
+        ttl: float = KEY_CACHE_SECONDS,
+        size: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[str, str], tuple[User, float]] = OrderedDict()
+        self._generation = 0  # moves on every drop
+        _CACHES.add(self)
+
+    @staticmethod
+    def _entry_key(key: str, pepper: bytes) -> tuple[str, str] | None:
+        match = _KEY.match(key.strip())
+        if match is None:
+            return None
+        key_id, secret = match.groups()
+        return key_id, _digest(pepper, key_id, secret)
+
+    def get(self, key: str, pepper: bytes) -> User | None:
+        """The user of ``key`` if it was verified less than ``ttl`` seconds ago."""
+        found = self._entry_key(key, pepper)
+        if found is None:
+            return None
+        with self._lock:
+            entry = self._entries.get(found)
+            if entry is None:
+                return None
+            if entry[1] <= self._clock():
+                del self._entries[found]
+                return None
+            return entry[0]
+
+    def verify(self, store: Store, key: str, pepper: bytes) -> User:
+        """:func:`verify_api_key` against ``store``, unless the key was verified within
+        ``ttl`` seconds; a success is kept."""
+        user = self.get(key, pepper)
+        if user is not None:
+            return user
+        with self._lock:
+            generation = self._generation
+        with store.read() as session:
+            user = verify_api_key(session, key, pepper)
+        found = self._entry_key(key, pepper)
+        assert found is not None  # verified
+        with self._lock:
+            if generation == self._generation:  # nothing dropped while the store was read
+                self._entries[found] = (user, self._clock() + self.ttl)
+                self._entries.move_to_end(found)
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return user
+
+    def forget(self, *, key_id: str | None = None, user_id: int | None = None) -> None:
+        """Drop the entries of a key or of a user's keys."""
+        with self._lock:
+            self._generation += 1
+            for entry_key, (user, _) in list(self._entries.items()):
+                if entry_key[0] == key_id or (user_id is not None and user.id == user_id):
+                    del self._entries[entry_key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+
+
+def _forget_everywhere(key_id: str | None = None, user_id: int | None = None) -> None:
+    for cache in list(_CACHES):
+        cache.forget(key_id=key_id, user_id=user_id)
+
+
+def _forget(session: Session, *, key_id: str | None = None, user_id: int | None = None) -> None:
+    """Drop a key's (or a user's) cache entries now, and again once ``session`` commits
+    (a request verifying meanwhile reads the store before the change is visible)."""
+    _forget_everywhere(key_id, user_id)
+
+    def after_commit(_: Session) -> None:
+        _forget_everywhere(key_id, user_id)
+
+    sa.event.listen(session, "after_commit", after_commit, once=True)

@@ -12,6 +12,7 @@ from serving.db import Store
 from serving.errors import InvalidKeyError, InvalidUserError
 from serving.tables import api_keys, users
 from serving.users import (
+    KeyCache,
     Role,
     User,
     can_see,
@@ -121,3 +122,63 @@ def test_queries_are_restricted_to_the_users_jurisdictions(store: Store) -> None
     assert not can_see(inspector, None)
     assert can_see(scoped_dashboard, "J1") and not can_see(scoped_dashboard, "J2")
     assert not can_see(User(5, "g", Role.INGEST), "J1")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_key_cache_trusts_a_verified_key_for_its_ttl_only(store: Store) -> None:
+    clock = _Clock()
+    cache = KeyCache(ttl=5.0, clock=clock)
+    with store.transaction() as session:
+        create_user(session, "a", "analyst")
+        key_id, key = create_api_key(session, "a", PEPPER)
+    assert cache.verify(store, key, PEPPER).name == "a"
+    with store.transaction() as session:  # as another process would: not seen here...
+        session.execute(sa.update(api_keys).values(revoked_at=sa.func.now()))
+    clock.now += 4.9
+    assert cache.verify(store, key, PEPPER).name == "a"  # ... within the ttl
+    clock.now += 0.2
+    with pytest.raises(InvalidKeyError):
+        cache.verify(store, key, PEPPER)
+    with pytest.raises(InvalidKeyError):  # failures are not kept either
+        cache.verify(store, key, PEPPER)
+
+
+def test_the_key_cache_finds_only_the_key_verified(store: Store) -> None:
+    cache = KeyCache()
+    with store.transaction() as session:
+        create_user(session, "a", "analyst")
+        _, key = create_api_key(session, "a", PEPPER)
+    cache.verify(store, key, PEPPER)
+    assert cache.get(key, PEPPER) is not None
+    wrong = key[:-1] + ("A" if key[-1] != "A" else "B")
+    assert cache.get(wrong, PEPPER) is None and cache.get(key, b"another pepper") is None
+    with pytest.raises(InvalidKeyError):
+        cache.verify(store, wrong, PEPPER)
+
+
+def test_revoking_or_deactivating_here_empties_the_cache_at_once(store: Store) -> None:
+    cache = KeyCache(ttl=3600.0)
+    with store.transaction() as session:
+        create_user(session, "a", "analyst")
+        create_user(session, "b", "dashboard")
+        a_id, a_key = create_api_key(session, "a", PEPPER)
+        _, a_other = create_api_key(session, "a", PEPPER)
+        _, b_key = create_api_key(session, "b", PEPPER)
+    for key in (a_key, a_other, b_key):
+        cache.verify(store, key, PEPPER)
+    with store.transaction() as session:
+        revoke_api_key(session, a_id)
+    with pytest.raises(InvalidKeyError):
+        cache.verify(store, a_key, PEPPER)
+    assert cache.verify(store, a_other, PEPPER).name == "a"
+    with store.transaction() as session:
+        deactivate_user(session, "b")
+    with pytest.raises(InvalidKeyError):
+        cache.verify(store, b_key, PEPPER)
