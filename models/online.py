@@ -18,6 +18,7 @@ lookup tables read once, the same arithmetic step by step).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -129,6 +130,17 @@ def _number(value: Any) -> float:
     return float(value)
 
 
+@dataclass(frozen=True)
+class _Predictors:
+    """One thread's one-row predictors of a bundle."""
+
+    late: RowPredictor  # the delay booster's raw score
+    p50: RowPredictor
+    p90: RowPredictor
+    contrib: RowPredictor  # the delay booster's contributions (TreeSHAP)
+    expected: RowPredictor  # the waste regressor
+
+
 class OnlineScorer:
     """Scores dossiers one at a time (or in small batches) with a bundle's models.
 
@@ -144,12 +156,7 @@ class OnlineScorer:
         delay, waste = bundle.delay, bundle.waste
         self._delay = _Matrix(delay.matrix_)
         self._waste = _Matrix(waste.matrix_)
-        width = self._delay.width
-        self._late = RowPredictor(delay.booster_, width, "raw")
-        self._p50 = RowPredictor(delay.quantiles_[0.5], width)
-        self._p90 = RowPredictor(delay.quantiles_[0.9], width)
-        self._contrib = RowPredictor(delay.booster_, width, "contrib")
-        self._expected = RowPredictor(waste.booster_, self._waste.width)
+        self._local = threading.local()  # each thread's predictors (see _predictors)
         integrity = bundle.integrity
         self._integrity_model = None if integrity is None else OnlineIntegrity(integrity)
         self._thresholds = {
@@ -157,6 +164,28 @@ class OnlineScorer:
             "waste": bundle.waste_threshold,
             "integrity": integrity.threshold_ if integrity is not None else np.inf,
         }
+
+    # --- predictors, one set a thread ---------------------------------------------------
+
+    def _predictors(self) -> _Predictors:
+        """This thread's one-row predictors: a :class:`RowPredictor` keeps one output
+        buffer, so threads scoring at once (the service's) each need their own."""
+        mine: _Predictors | None = getattr(self._local, "predictors", None)
+        if mine is None:
+            delay, width = self.bundle.delay, self._delay.width
+            mine = _Predictors(
+                late=RowPredictor(delay.booster_, width, "raw"),
+                p50=RowPredictor(delay.quantiles_[0.5], width),
+                p90=RowPredictor(delay.quantiles_[0.9], width),
+                contrib=RowPredictor(delay.booster_, width, "contrib"),
+                expected=RowPredictor(self.bundle.waste.booster_, self._waste.width),
+            )
+            self._local.predictors = mine
+        return mine
+
+    @property
+    def _expected(self) -> RowPredictor:
+        return self._predictors().expected
 
     # --- features -----------------------------------------------------------------------
 
@@ -216,6 +245,18 @@ class OnlineScorer:
         feats = [self.features(events, as_of, context) for events in dossiers]
         return self._scores(feats, dossiers, events_frame)
 
+    def scores_of(
+        self,
+        feats: list[OnlineFeatures],
+        dossiers: Sequence[Events],
+        *,
+        events_frame: pd.DataFrame | None = None,
+    ) -> list[OnlineScore]:
+        """The scores of dossiers from their :meth:`features` (and events). Reads no
+        context: it may run outside the context's lock, in several threads at once (the
+        native predictions release the GIL, so one thread's overlap another's Python)."""
+        return self._scores(feats, dossiers, events_frame)
+
     def _scores(
         self,
         feats: list[OnlineFeatures],
@@ -247,9 +288,10 @@ class OnlineScorer:
             return out
         X = np.vstack([self._delay.row(rows[i]) for i in at])  # type: ignore[arg-type]
         model = self.bundle.delay
+        predict = self._predictors()
         if len(at) == 1:
-            raw = self._late(X[0])
-            q50, q90 = self._p50(X[0]), self._p90(X[0])
+            raw = predict.late(X[0])
+            q50, q90 = predict.p50(X[0]), predict.p90(X[0])
         else:
             raw = np.asarray(model.booster_.predict(X, raw_score=True))
             q50 = np.asarray(model.quantiles_[0.5].predict(X))
@@ -260,7 +302,7 @@ class OnlineScorer:
         for k, i in enumerate(at):
             row = rows[i]
             assert row is not None
-            contrib = self._contrib(X[k])[: self._delay.width]
+            contrib = predict.contrib(X[k])[: self._delay.width]
             out[i] = (float(risk[k]), float(p50[k]), float(p90[k]), self._reasons(contrib, row))
         return out
 

@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+import anyio.to_thread
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from features import schema as s
 from serving.deps import Reader, StoreDep
@@ -81,6 +82,9 @@ class ScoreOut(BaseModel):
     reasons: str
     explanation: ExplanationOut
     features: dict[str, float | str | None] | None = None
+
+
+_SCORE_OUT = TypeAdapter(ScoreOut)
 
 
 class RescoringOut(BaseModel):
@@ -168,7 +172,7 @@ def _events(batch: list[Any], tz: str = s.DEFAULT_TZ) -> list[dict[str, Any]]:
         }
     },
 )
-def post_score(
+async def post_score(
     request: Request,
     user: Reader,
     batch: EventBatch,
@@ -176,17 +180,28 @@ def post_score(
         datetime | None, Query(description="score as of this time (ISO 8601 with offset)")
     ] = None,
     features: Annotated[bool, Query(description="add every feature's value")] = False,
-) -> dict[str, Any]:
-    live: LiveScoring = request.app.state.live
-    model, state = live.state()
-    rows = _events(batch, request.app.state.settings.timezone)
+) -> Response:
     if as_of is not None and (as_of.tzinfo is None or as_of.utcoffset() is None):
         raise InvalidEventError("as_of needs a UTC offset", index=0, field="as_of",
                                 event_id=None)  # fmt: skip
+    live: LiveScoring = request.app.state.live
+    tz = request.app.state.settings.timezone
+    # one hand-off to a worker thread for all of it: while one request is in LightGBM
+    # (which releases the GIL), the loop and the other threads go on
+    body = await anyio.to_thread.run_sync(_score, live, batch, tz, as_of, features)
+    return Response(body, media_type="application/json")
+
+
+def _score(
+    live: LiveScoring, batch: list[Any], tz: str, as_of: datetime | None, features: bool
+) -> bytes:
+    """The answer to ``POST /v1/score``, as JSON (checked against :class:`ScoreOut`)."""
+    model, state = live.state()
+    rows = _events(batch, tz)
     stamp = live.as_of(rows[-1][s.TIMESTAMP]) if as_of is None else as_of
-    with state.lock:
-        result = state.scorer.score(rows, stamp, state.context)
-    feats = result.features
+    with state.lock:  # the worker changes the context; only the features read it
+        feats = state.scorer.features(rows, stamp, state.context)
+    result = state.scorer.scores_of([feats], [rows])[0]
     body: dict[str, Any] = {c: _number(getattr(result, c)) for c in _NUMBERS}
     body.update(
         dossier_id=result.dossier_id,
@@ -209,7 +224,8 @@ def post_score(
         if not features
         else {k: _plain(v) for k, v in (feats.open or feats.closed).items() if k != "started_at"},
     )
-    return body
+    # what FastAPI's response_model would do, without its second thread hand-off
+    return _SCORE_OUT.dump_json(_SCORE_OUT.validate_python(body))
 
 
 _NUMBERS = (

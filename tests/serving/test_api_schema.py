@@ -91,7 +91,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
 
 #: operations whose documented 503 is this app's right answer: it has no model loaded.
-WITHOUT_A_MODEL = {"/readyz", "/v1/admin/models/reload"}
+WITHOUT_A_MODEL = {"/readyz", "/v1/admin/models/reload", "/v1/score"}
 
 
 def _call(case: Any, target: Target, who: str) -> None:
