@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     #: it stays silent before sending a heartbeat comment.
     stream_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     stream_heartbeat_seconds: float = Field(default=15, gt=0, le=3600)
+    #: the stream ends after this long (the client reconnects with Last-Event-ID, missing
+    #: nothing), so that a revoked key or a changed jurisdiction takes effect.
+    stream_max_seconds: float = Field(default=3600, gt=0)
 
     #: key of the check value printed on a dossier's receipt (HMAC-SHA256 of the dossier
     #: id, serving.transparency): a citizen needs code and check value to look a dossier

@@ -8,7 +8,9 @@ their jurisdictions' alerts. A client that reconnects with ``Last-Event-ID`` (br
 outbox still holds; without one it starts with changes from now on. A comment line
 (``: heartbeat``) is sent when nothing happened for ``GIAMSAT_STREAM_HEARTBEAT_SECONDS``,
 so proxies keep the connection and a dead client is noticed; a disconnected client's
-stream ends at once (its polling stops).
+stream ends at once (its polling stops). A stream ends by itself after
+``GIAMSAT_STREAM_MAX_SECONDS`` (an hour): the client reconnects with ``Last-Event-ID``,
+and its key and jurisdictions are checked again.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ async def stream_alerts(
         start = await anyio.to_thread.run_sync(_latest, store)
     streams: Streams = request.app.state.streams
     poll, beat = settings.stream_poll_seconds, settings.stream_heartbeat_seconds
+    ends_at = time.monotonic() + settings.stream_max_seconds
 
     async def events() -> AsyncIterator[bytes]:
         streams.opened()
@@ -163,8 +166,11 @@ async def stream_alerts(
                 elif now - quiet_since >= beat:
                     yield b": heartbeat\n\n"
                     quiet_since = now
+                if now >= ends_at:  # the client reconnects and is authenticated again
+                    yield b": reconnect\n\n"
+                    return
                 if len(ids) < PAGE:
-                    await anyio.sleep(poll)
+                    await anyio.sleep(min(poll, ends_at - now))
         finally:  # the client went away (the task is cancelled) or the server stops
             streams.closed()
 

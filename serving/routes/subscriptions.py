@@ -58,7 +58,7 @@ def _id(value: int, name: str) -> int:
     "",
     status_code=201,
     response_model=SubscriptionOut,
-    responses=error_responses(401, 403, 422, 503),
+    responses=error_responses(400, 401, 403, 422, 503),
 )
 def create(
     user: Manager, session: TransactionDep, key: KeyDep, body: SubscriptionIn
@@ -102,7 +102,7 @@ def read(user: Manager, session: SessionDep, subscription_id: int) -> Subscripti
 @router.patch(
     "/{subscription_id}",
     response_model=SubscriptionOut,
-    responses=error_responses(401, 403, 404, 422, 503),
+    responses=error_responses(400, 401, 403, 404, 422, 503),
 )
 def update(
     user: Manager,

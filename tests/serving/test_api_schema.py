@@ -86,7 +86,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         create_user(session, "insp1", "inspector", ["J1"])
         for name in ("admin", "insp1"):
             keys[name] = create_api_key(session, name, PEPPER)[1]
-    yield Target(create_app(app_settings(max_batch_events=20), store), keys)
+    yield Target(create_app(app_settings(max_batch_events=20, stream_max_seconds=0.1), store), keys)
     store.dispose()
 
 

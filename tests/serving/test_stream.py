@@ -52,13 +52,13 @@ class Served:
 
 
 @contextmanager
-def served(store: Store, people: dict[str, User]) -> Iterator[Served]:
+def served(store: Store, people: dict[str, User], **extra: Any) -> Iterator[Served]:
     """The app under uvicorn in a thread, on a free loopback port."""
     keys = {}
     with store.transaction() as session:
         for name in people:
             keys[name] = create_api_key(session, name, PEPPER)[1]
-    app = create_app(settings(**STREAM), store)
+    app = create_app(settings(**{**STREAM, **extra}), store)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(
@@ -209,6 +209,26 @@ def test_heartbeats_while_quiet_and_a_clean_end_when_the_client_goes(
         while streams.open and time.monotonic() < deadline:
             time.sleep(0.02)
         assert streams.open == 0 and streams.served == 1
+
+
+def test_a_stream_ends_after_its_lifetime_and_resumes_on_reconnection(
+    store: Store, people: dict[str, User]
+) -> None:
+    with served(store, people, stream_max_seconds=1.5) as srv:
+        reader = Reader(srv.open("admin"))
+        reader.wait(lambda: "connected" in reader.comments)
+        _changes(store)
+        reader.wait(lambda: len(reader.events) == 5)
+        reader.wait(lambda: "reconnect" in reader.comments)
+        reader._thread.join(5)
+        assert not reader._thread.is_alive()  # the response ended
+        last = reader.events[-1]["id"]
+        with store.transaction() as session:
+            upsert_alerts(session, [alert_row("D7")], now=T0)
+        again = Reader(srv.open("admin", **{"Last-Event-ID": last}))
+        again.wait(lambda: len(again.events) == 1)
+        again.close()
+    assert len(reader.events) == 5 and again.events[0]["data"]["data"]["subject_id"] == "D7"
 
 
 @pytest.fixture
