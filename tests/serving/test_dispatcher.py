@@ -27,7 +27,7 @@ from serving.alerts import Action
 from serving.db import Store
 from serving.dispatcher import Claim, DeliveryPolicy, Dispatcher, Outcome, backoff_seconds, sign
 from serving.tables import outbox, webhook_attempts, webhook_deliveries
-from serving.users import SYSTEM
+from serving.users import SYSTEM, User
 from serving.webhooks import (
     SEVERITIES,
     OutboxMessage,
@@ -423,3 +423,28 @@ def test_giamsat_dispatch_once_delivers_and_says_what_it_did(
     assert done.exit_code == 0, done.output
     assert "7 deliveries created, 7 delivered, 0 to retry" in done.output
     assert len(receiver.keys("/a")) == 7
+
+
+def test_giamsat_serve_runs_a_dispatcher_when_the_setting_says_so(
+    store: Store, receiver: Receiver, people: dict[str, User]
+) -> None:
+    from tests.serving.api_helpers import api_over
+
+    subscribe(store, receiver, "/a")
+    fast = {
+        "webhook_secret_key": KEY.decode(),
+        "dispatcher_in_serve": True,
+        "dispatch_poll_seconds": 0.02,
+    }
+    with api_over(store, people, **fast) as api:
+        with store.transaction() as session:
+            upsert_alerts(session, [alert_row("D1")], now=T0)
+        deadline = time.monotonic() + 10
+        while not receiver.keys("/a"):
+            assert time.monotonic() < deadline, "nothing delivered from inside the service"
+            time.sleep(0.02)
+        threads = [t.name for t in threading.enumerate()]
+        assert "webhook-dispatcher" in threads
+        assert api.get("admin", "/healthz").status_code == 200
+    assert "webhook-dispatcher" not in [t.name for t in threading.enumerate()]  # stopped
+    assert len(receiver.keys("/a")) == 1
