@@ -55,5 +55,5 @@ def readiness(store: Store, models: ModelHolder) -> Readiness:
         status="not ready" if problems else "ready",
         detail="; ".join(problems) or None,
         schema_revision=revision,
-        model=ModelOut.from_status(status),
+        model=ModelOut.model_validate(status),
     )

@@ -17,7 +17,7 @@ from serving.alerts import Alert
 from serving.audit import ChainReport
 
 if TYPE_CHECKING:
-    from serving.models import ModelStatus
+    pass
 
 EVENT_EXAMPLE: dict[str, Any] = {
     "event_id": "HCM-2025-000123-0001",
@@ -330,6 +330,7 @@ class ModelOut(BaseModel):
     loaded_at: datetime | None = None
     problem: str | None = None
     model_config = ConfigDict(
+        from_attributes=True,  # ModelOut.model_validate(a serving.models.ModelStatus)
         json_schema_extra={
             "examples": [
                 {
@@ -341,19 +342,8 @@ class ModelOut(BaseModel):
                     "problem": None,
                 }
             ]
-        }
+        },
     )
-
-    @classmethod
-    def from_status(cls, status: ModelStatus) -> ModelOut:
-        return cls(
-            name=status.name,
-            alias=status.alias,
-            version=status.version,
-            run_id=status.run_id,
-            loaded_at=status.loaded_at,
-            problem=status.problem,
-        )
 
 
 class Readiness(BaseModel):

@@ -29,7 +29,7 @@ def reload_models(user: AdminUser, models: ModelsDep, store: StoreDep) -> Respon
         return ModelReloadOut(
             outcome=outcome.outcome,
             previous_version=outcome.previous_version,
-            model=ModelOut.from_status(status),
+            model=ModelOut.model_validate(status),
         )
     code = 503 if outcome.outcome == "no model" else 502
     detail = outcome.detail or f"no model with alias {models.alias}"

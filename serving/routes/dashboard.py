@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from serving.dashboard import DossierQuery, csv_rows, search_risk, transfer_graph
@@ -55,32 +55,13 @@ def _filters(agency: str | None, procedure: str | None, jurisdiction: str | None
     return FactFilters(agency, procedure, jurisdiction, officer)
 
 
-def _risk_query(
-    score: Literal["risk", "delay", "waste", "integrity"],
-    min_score: float | None,
-    max_score: float | None,
-    since: date | None,
-    until: date | None,
-    status: Literal["open", "closed"] | None,
-    filters: FactFilters,
-    tz: str,
-) -> DossierQuery:
-    if min_score is not None and max_score is not None and min_score > max_score:
-        raise ApiError(422, "min_score: above max_score", field="min_score")
-    period = None if since is None and until is None else period_of(since, until, tz)
-    return DossierQuery(score, min_score, max_score, period, status, filters)
-
-
 ScoreName = Annotated[
     Literal["risk", "delay", "waste", "integrity"], Query(description="the score to rank by")
 ]
 Status = Annotated[Literal["open", "closed"] | None, Query()]
 
 
-@router.get("/dossiers", response_model=RiskPageOut, responses=error_responses(401, 403, 422))
-def risk_dossiers(
-    user: Reader,
-    session: SessionDep,
+async def risk_query(
     settings: SettingsDep,
     score: ScoreName = "risk",
     min_score: Score = None,
@@ -92,15 +73,28 @@ def risk_dossiers(
     procedure: Id = None,
     jurisdiction: Id = None,
     officer: Id = None,
+) -> DossierQuery:
+    """The risk list's filters, shared by its page and its CSV export."""
+    if min_score is not None and max_score is not None and min_score > max_score:
+        raise ApiError(422, "min_score: above max_score", field="min_score")
+    period = None if since is None and until is None else period_of(since, until, settings.timezone)
+    filters = _filters(agency, procedure, jurisdiction, officer)
+    return DossierQuery(score, min_score, max_score, period, status, filters)
+
+
+RiskQuery = Annotated[DossierQuery, Depends(risk_query)]
+
+
+@router.get("/dossiers", response_model=RiskPageOut, responses=error_responses(401, 403, 422))
+def risk_dossiers(
+    user: Reader,
+    session: SessionDep,
+    query: RiskQuery,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> RiskPageOut:
     """Dossiers by a score (highest first, unscored last), filtered by score range,
     reception period, status, agency, procedure, jurisdiction and officer."""
-    filters = _filters(agency, procedure, jurisdiction, officer)
-    query = _risk_query(
-        score, min_score, max_score, since, until, status, filters, settings.timezone
-    )
     rows, total, exact = search_risk(session, user, query, limit=limit, offset=offset)
     items = [RiskDossierOut(**r) for r in rows]
     return RiskPageOut(items=items, total=total, total_exact=exact, limit=limit, offset=offset)
@@ -111,27 +105,9 @@ def risk_dossiers(
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}, **error_responses(401, 403, 422)},
 )
-def risk_dossiers_csv(
-    user: Reader,
-    store: StoreDep,
-    settings: SettingsDep,
-    score: ScoreName = "risk",
-    min_score: Score = None,
-    max_score: Score = None,
-    since: Annotated[date | None, Query(description="received on or after (local day)")] = None,
-    until: Annotated[date | None, Query(description="received on or before (local day)")] = None,
-    status: Status = None,
-    agency: Id = None,
-    procedure: Id = None,
-    jurisdiction: Id = None,
-    officer: Id = None,
-) -> StreamingResponse:
+def risk_dossiers_csv(user: Reader, store: StoreDep, query: RiskQuery) -> StreamingResponse:
     """Every dossier the same filters select, as CSV (UTF-8, a header line, ids in order;
     times ISO 8601 in UTC; flags 0/1; empty = unknown), streamed."""
-    filters = _filters(agency, procedure, jurisdiction, officer)
-    query = _risk_query(
-        score, min_score, max_score, since, until, status, filters, settings.timezone
-    )
     headers = {"Content-Disposition": 'attachment; filename="giamsat-dossiers.csv"'}
     return StreamingResponse(
         csv_rows(store, user, query), media_type="text/csv; charset=utf-8", headers=headers
