@@ -123,16 +123,9 @@ class DossierQuery:
             stmt = stmt.where(F.received_day.between(first, last))
         if self.status is not None:
             stmt = stmt.where(D.status == self.status)
-        f = self.filters
-        for column, value in (
-            (D.agency_id, f.agency_id),
-            (D.procedure_code, f.procedure_code),
-            (D.jurisdiction, f.jurisdiction),
-            (F.officer_id, f.officer_id),
-        ):
-            if value is not None:
-                stmt = stmt.where(column == value)
-        return restrict(stmt, user, D.jurisdiction)
+        return self.filters.apply(
+            stmt, user, agency=D.agency_id, procedure=D.procedure_code, jurisdiction=D.jurisdiction
+        )
 
 
 def search_risk(

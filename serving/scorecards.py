@@ -117,16 +117,26 @@ class FactFilters:
     jurisdiction: str | None = None
     officer_id: str | None = None
 
-    def apply(self, stmt: sa.Select[Any], user: User) -> sa.Select[Any]:
+    def apply(
+        self,
+        stmt: sa.Select[Any],
+        user: User,
+        *,
+        agency: sa.ColumnElement[Any] = F.agency_id,
+        procedure: sa.ColumnElement[Any] = F.procedure_code,
+        jurisdiction: sa.ColumnElement[Any] = F.jurisdiction,
+    ) -> sa.Select[Any]:
+        """``stmt`` kept to these filters and to what ``user`` may see; the columns default
+        to the facts' (a query led by the dossiers table passes its own)."""
         for column, value in (
-            (F.agency_id, self.agency_id),
-            (F.procedure_code, self.procedure_code),
-            (F.jurisdiction, self.jurisdiction),
+            (agency, self.agency_id),
+            (procedure, self.procedure_code),
+            (jurisdiction, self.jurisdiction),
             (F.officer_id, self.officer_id),
         ):
             if value is not None:
                 stmt = stmt.where(column == value)
-        return restrict(stmt, user, F.jurisdiction)
+        return restrict(stmt, user, jurisdiction)
 
 
 def _rate(part: float | None, whole: float | None) -> float | None:
