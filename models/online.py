@@ -221,48 +221,22 @@ class OnlineScorer:
     # --- scores -------------------------------------------------------------------------
 
     def score(
-        self,
-        events: Events,
-        as_of: pd.Timestamp | datetime,
-        context: OnlineContext,
-        *,
-        events_frame: pd.DataFrame | None = None,
+        self, events: Events, as_of: pd.Timestamp | datetime, context: OnlineContext
     ) -> OnlineScore:
-        """The scores of one dossier as of ``as_of``. ``events_frame`` (the same events as
-        a frame) is no longer read: the integrity model reads the dossier's trace."""
-        return self.score_many([events], as_of, context, events_frame=events_frame)[0]
+        """The scores of one dossier as of ``as_of``."""
+        return self.score_many([events], as_of, context)[0]
 
     def score_many(
-        self,
-        dossiers: Sequence[Events],
-        as_of: pd.Timestamp | datetime,
-        context: OnlineContext,
-        *,
-        events_frame: pd.DataFrame | None = None,
+        self, dossiers: Sequence[Events], as_of: pd.Timestamp | datetime, context: OnlineContext
     ) -> list[OnlineScore]:
         """The scores of several dossiers (each a list of its events) as of ``as_of``; one
         booster call per model for the batch."""
-        feats = [self.features(events, as_of, context) for events in dossiers]
-        return self._scores(feats, dossiers, events_frame)
+        return self.scores_of([self.features(events, as_of, context) for events in dossiers])
 
-    def scores_of(
-        self,
-        feats: list[OnlineFeatures],
-        dossiers: Sequence[Events],
-        *,
-        events_frame: pd.DataFrame | None = None,
-    ) -> list[OnlineScore]:
-        """The scores of dossiers from their :meth:`features` (and events). Reads no
-        context: it may run outside the context's lock, in several threads at once (the
-        native predictions release the GIL, so one thread's overlap another's Python)."""
-        return self._scores(feats, dossiers, events_frame)
-
-    def _scores(
-        self,
-        feats: list[OnlineFeatures],
-        dossiers: Sequence[Events],
-        events_frame: pd.DataFrame | None,
-    ) -> list[OnlineScore]:
+    def scores_of(self, feats: list[OnlineFeatures]) -> list[OnlineScore]:
+        """The scores of dossiers from their :meth:`features`. Reads no context: it may run
+        outside the context's lock, in several threads at once (the native predictions
+        release the GIL, so one thread's overlap another's Python)."""
         delay = self._delay_scores([f.open for f in feats])
         waste_x = [self._waste.row(f.closed) for f in feats]
         expected = (

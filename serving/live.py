@@ -46,6 +46,7 @@ from serving.models import LoadedModel, ModelHolder
 from serving.rescoring import (
     RescoreResult,
     changed_at,
+    count_pending,
     mark_scored,
     pending_dossiers,
     stored_events,
@@ -196,7 +197,7 @@ class LiveScoring:
         with live.lock:
             for events in groups.values():
                 live.context.observe(events, live.ref, as_of)
-            results = self._score(live, list(groups.values()), frame, as_of)
+            results = self._score(live, list(groups.values()), as_of)
         scored = [r.dossier_id for r in results]
         tables = score_tables(results, as_of)
         facts = scored_facts(frame, live.ref, tables)  # the dashboards' (serving.facts)
@@ -211,13 +212,12 @@ class LiveScoring:
         self,
         live: LiveState,
         dossiers: list[list[dict[str, Any]]],
-        frame: pd.DataFrame,
         as_of: pd.Timestamp,
     ) -> list[OnlineScore]:
         """All dossiers at once; when that fails, one by one, leaving out (and logging)
         those that cannot be scored rather than stopping the queue on them."""
         try:
-            return live.scorer.score_many(dossiers, as_of, live.context, events_frame=frame)
+            return live.scorer.score_many(dossiers, as_of, live.context)
         except Exception:  # noqa: BLE001 - isolated below, dossier by dossier
             pass
         out = []
@@ -246,7 +246,7 @@ class LiveScoring:
     def pending(self) -> int:
         """Dossiers waiting for re-scoring."""
         with self.store.read() as session:
-            return len(pending_dossiers(session))
+            return count_pending(session)
 
     def drain(self, timeout: float = 60.0) -> int:
         """Re-score until nothing waits (tests, the demo); returns dossiers re-scored."""

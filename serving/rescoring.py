@@ -37,6 +37,7 @@ from serving.workflow import close_passed, upsert_alerts
 __all__ = [
     "RescoreResult",
     "changed_at",
+    "count_pending",
     "mark_scored",
     "pending_dossiers",
     "rescore_all",
@@ -106,6 +107,12 @@ def pending_dossiers(session: Session, *, limit: int | None = None) -> list[str]
     if limit is not None:
         stmt = stmt.limit(limit)
     return list(session.execute(stmt).scalars())
+
+
+def count_pending(session: Session) -> int:
+    """How many dossiers :func:`pending_dossiers` would give (counted in the index)."""
+    stmt = sa.select(sa.func.count()).select_from(dossiers).where(sa.text(PENDING))
+    return int(session.execute(stmt).scalar_one())
 
 
 def changed_at(session: Session, dossier_ids: Sequence[str] | None = None) -> dict[str, Any]:

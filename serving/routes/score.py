@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from features import schema as s
-from serving.deps import Reader, StoreDep
+from serving.deps import Reader
 from serving.errors import InvalidEventError
 from serving.live import LiveScoring
 from serving.routes.events import EventBatch
@@ -201,7 +201,7 @@ def _score(
     stamp = live.as_of(rows[-1][s.TIMESTAMP]) if as_of is None else as_of
     with state.lock:  # the worker changes the context; only the features read it
         feats = state.scorer.features(rows, stamp, state.context)
-    result = state.scorer.scores_of([feats], [rows])[0]
+    result = state.scorer.scores_of([feats])[0]
     body: dict[str, Any] = {c: _number(getattr(result, c)) for c in _NUMBERS}
     body.update(
         dossier_id=result.dossier_id,
@@ -247,7 +247,7 @@ _NUMBERS = (
     summary="Progress of the live re-scoring after ingestion",
     responses=error_responses(401, 403),
 )
-def get_rescoring(request: Request, user: Reader, store: StoreDep) -> RescoringOut:
+def get_rescoring(request: Request, user: Reader) -> RescoringOut:
     live: LiveScoring = request.app.state.live
     p = live.progress
     return RescoringOut(
