@@ -262,49 +262,65 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(url: str, rescore: bool = False) -> Iterator[tuple[int, int]]:
-    """uvicorn over the app factory in a subprocess; yields (port, pid) once /healthz answers.
-
-    Without ``rescore`` the live re-scoring thread is off (``GIAMSAT_RESCORE_ON_INGEST``):
-    with a champion model in the registry it would re-score every dossier the ingestion
-    run marked, in the same process, during the inbox runs."""
-    port = _free_port()
-    env = {**os.environ, "GIAMSAT_DATABASE_URL": url, "GIAMSAT_API_KEY_PEPPER": PEPPER,
-           "GIAMSAT_RESCORE_ON_INGEST": "true" if rescore else "false"}  # fmt: skip
-    cmd = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-           "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    # the server's log (tracebacks of failed requests) goes to a file: its tail is shown
-    log = tempfile.NamedTemporaryFile("w+", prefix="uvicorn-", suffix=".log", delete=False)
-    proc = subprocess.Popen(cmd, env=env, stderr=log)
+def subprocess_server(
+    cmd: list[str],
+    port: int,
+    env: dict[str, str],
+    *,
+    ready: str = "/healthz",
+    timeout: float = 60,
+    is_error: Callable[[str], bool] = lambda line: line.startswith(("sqlalchemy.", "ERROR")),
+) -> Iterator[tuple[int, int]]:
+    """``cmd`` (a server on ``port``) in a subprocess with ``env`` added to this one's, its
+    log to a file; yields (port, pid) once ``ready`` answers 200. At the end the server is
+    stopped and the log's error lines (``is_error``) counted, the last one shown."""
+    log = tempfile.NamedTemporaryFile("w+", prefix="giamsat-server-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stderr=log, stdout=log)
+    request_line = f"GET {ready} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise SystemExit(f"uvicorn exited with {proc.returncode}")
+                log.seek(0)
+                raise SystemExit(f"{cmd[0]} exited with {proc.returncode}:\n{log.read()[-2000:]}")
             with contextlib.suppress(OSError):
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.sendall(request_line)
                     if s.recv(64).startswith(b"HTTP/1.1 200"):
                         break
             if time.monotonic() > deadline:
-                raise SystemExit("uvicorn did not answer /healthz within 60 s")
+                raise SystemExit(f"the server did not answer {ready} within {timeout:.0f} s")
             time.sleep(0.2)
         yield port, proc.pid
     finally:
         proc.terminate()
         try:
-            proc.wait(10)
+            proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         log.seek(0)
-        errors = [line.strip() for line in log if line.startswith(("sqlalchemy.", "ERROR"))]
+        errors = [line.strip() for line in log if is_error(line)]
         if errors:
-            print(f"   server log {log.name}: {len(errors)} error lines, last: {errors[-1][:200]}")
+            print(f"   server log {log.name}: {len(errors)} error lines, last: {errors[-1][:300]}")
         log.close()
         if not errors:
             os.unlink(log.name)
+
+
+def server(url: str, rescore: bool = False) -> contextlib.AbstractContextManager[tuple[int, int]]:
+    """uvicorn over the app factory in a subprocess; (port, pid) once /healthz answers.
+
+    Without ``rescore`` the live re-scoring thread is off (``GIAMSAT_RESCORE_ON_INGEST``):
+    with a champion model in the registry it would re-score every dossier the ingestion
+    run marked, in the same process, during the inbox runs."""
+    port = _free_port()
+    env = {"GIAMSAT_DATABASE_URL": url, "GIAMSAT_API_KEY_PEPPER": PEPPER,
+           "GIAMSAT_RESCORE_ON_INGEST": "true" if rescore else "false"}  # fmt: skip
+    cmd = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+           "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    return subprocess_server(cmd, port, env)
 
 
 def _cpu_of(pid: int) -> float:

@@ -29,12 +29,10 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -42,7 +40,15 @@ from urllib.parse import urlencode
 import pandas as pd
 
 from bench.features import load_note
-from bench.service_load import PEPPER, Result, _free_port, drive, fresh_url, request
+from bench.service_load import (
+    PEPPER,
+    Result,
+    _free_port,
+    drive,
+    fresh_url,
+    request,
+    subprocess_server,
+)
 
 EVENTS = 15
 RATE_TARGET = 1_500
@@ -153,54 +159,22 @@ def register(bundle: Any, root: Path) -> dict[str, str]:
     return {f"GIAMSAT_{k.upper()}": v for k, v in changes.items()}
 
 
-@contextlib.contextmanager
-def serve(url: str, env: dict[str, str], log_level: str) -> Iterator[tuple[int, int]]:
-    """``giamsat serve`` in a subprocess (its log to a file); yields (port, pid) once
-    ``/readyz`` answers 200 (the model loaded)."""
-    import http.client
-
+def serve(
+    url: str, env: dict[str, str], log_level: str
+) -> contextlib.AbstractContextManager[tuple[int, int]]:
+    """``giamsat serve`` in a subprocess; (port, pid) once ``/readyz`` answers 200 (the
+    model loaded)."""
     port = _free_port()
-    env = {**os.environ, **env, "GIAMSAT_DATABASE_URL": url, "GIAMSAT_API_KEY_PEPPER": PEPPER,
+    env = {**env, "GIAMSAT_DATABASE_URL": url, "GIAMSAT_API_KEY_PEPPER": PEPPER,
            "GIAMSAT_SCORING_CLOCK": "events", "GIAMSAT_MODEL_RELOAD_SECONDS": "0",
            # the events loaded wait for re-scoring: the worker would score them all meanwhile
            "GIAMSAT_RESCORE_ON_INGEST": "false"}  # fmt: skip
     cmd = [sys.executable, "-c", "from giamsat.cli import app; app()", "serve",
            "--port", str(port), "--log-level", log_level]  # fmt: skip
-    log = tempfile.NamedTemporaryFile("w+", prefix="giamsat-serve-", suffix=".log", delete=False)
-    proc = subprocess.Popen(cmd, env=env, stderr=log, stdout=log)
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise SystemExit(
-                    f"giamsat serve exited with {proc.returncode}:\n{log.read()[-2000:]}"
-                )
-            with contextlib.suppress(OSError):
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/readyz")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    break
-                conn.close()
-            if time.monotonic() > deadline:
-                raise SystemExit("giamsat serve was not ready within 300 s")
-            time.sleep(0.5)
-        yield port, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.seek(0)
-        errors = [line.strip() for line in log if '"level": "error"' in line or "Traceback" in line]
-        if errors:
-            print(f"   server log {log.name}: {len(errors)} error lines, last: {errors[-1][:300]}")
-        log.close()
-        if not errors:
-            os.unlink(log.name)
+    return subprocess_server(
+        cmd, port, env, ready="/readyz", timeout=300,
+        is_error=lambda line: '"level": "error"' in line or "Traceback" in line,
+    )  # fmt: skip
 
 
 def check_answers(port: int, key: str, bodies: list[bytes], paths: list[str], scorer: Any,
